@@ -1,0 +1,112 @@
+//! Every error a client sees carries a stable `extensions.code`. Clients get a safe
+//! message; internal details (database errors, paths) go to the log only.
+
+use async_graphql::{Error, ErrorExtensions};
+
+use crate::backend::BackendError;
+use crate::catalog::CatalogError;
+use crate::programs::ProgramError;
+use crate::sessions::SessionError;
+
+/// Builds a client error with a code.
+pub fn coded(code: &'static str, message: impl Into<String>) -> Error {
+    Error::new(message.into()).extend_with(|_, extensions| extensions.set("code", code))
+}
+
+fn internal(detail: &dyn std::fmt::Display) -> Error {
+    let reference = uuid::Uuid::new_v4();
+    tracing::error!(%reference, error = %detail, "internal error");
+    coded(
+        "INTERNAL",
+        format!("internal error (reference {reference}; see the server log)"),
+    )
+}
+
+fn program_error(error: &ProgramError) -> Error {
+    let code = match error {
+        ProgramError::NotElf(_)
+        | ProgramError::Malformed(_)
+        | ProgramError::NoEntryPoint
+        | ProgramError::NoLoadableSegment => "BAD_ELF",
+        ProgramError::ArchMismatch { .. } => "ARCH_MISMATCH",
+        ProgramError::OutsideMemoryMap { .. } => "OUT_OF_MEMORY_MAP",
+        ProgramError::Io(_) => return internal(error),
+    };
+    coded(code, error.to_string())
+}
+
+fn backend_error(error: &BackendError) -> Error {
+    let code = match error {
+        BackendError::Unavailable { .. } | BackendError::BoardNotSupported { .. } => {
+            "BACKEND_UNAVAILABLE"
+        }
+        BackendError::Launch(_) => "LAUNCH_FAILED",
+        BackendError::Control(_) | BackendError::Gone => "TARGET_ERROR",
+        BackendError::Io(_) => return internal(error),
+    };
+    coded(code, error.to_string())
+}
+
+fn catalog_error(error: &CatalogError) -> Error {
+    let code = match error {
+        CatalogError::NotFound(_) => "NOT_FOUND",
+        CatalogError::ReadOnly(_) => "READ_ONLY",
+        CatalogError::Exists(_) => "ALREADY_EXISTS",
+        CatalogError::InUse { .. } => "IN_USE",
+        CatalogError::Invalid(_) => "BAD_BOARD",
+        CatalogError::Store(_) => return internal(error),
+    };
+    coded(code, error.to_string())
+}
+
+fn session_error(error: SessionError) -> Error {
+    let code = match &error {
+        SessionError::NotFound { .. } => "NOT_FOUND",
+        SessionError::InvalidState(_) => "INVALID_STATE",
+        SessionError::NoProgram(_) => "NO_PROGRAM",
+        SessionError::BadInput(_) => "BAD_INPUT",
+        SessionError::TooLarge { .. } => "TOO_LARGE",
+        SessionError::Program(inner) => return program_error(inner),
+        SessionError::Backend(inner) => return backend_error(inner),
+        SessionError::Catalog(inner) => return catalog_error(inner),
+        SessionError::Store(inner) => return internal(inner),
+    };
+    coded(code, error.to_string())
+}
+
+/// The error type of every resolver. It deliberately does not implement `Display`: that
+/// keeps async-graphql's blanket `From<impl Display>` (which would drop the code) from
+/// ever applying, so `?` on a service error always goes through the mappings above.
+#[derive(Clone)]
+pub struct ApiError(Error);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<ApiError> for Error {
+    fn from(error: ApiError) -> Self {
+        error.0
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError(error)
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        ApiError(session_error(error))
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        ApiError(catalog_error(&error))
+    }
+}
+
+/// For the few places (subscriptions) where async-graphql wants its own error type.
+pub fn to_graphql(error: impl Into<ApiError>) -> Error {
+    error.into().0
+}

@@ -1,0 +1,113 @@
+//! HTTP wiring, kept small: `/graphql` takes POST (JSON or multipart uploads, with the
+//! server's size limit), GET with a WebSocket upgrade (graphql-transport-ws or the older
+//! graphql-ws), and plain GET serves GraphiQL. `/healthz` answers "ok".
+//!
+//! The POST handler reads the body itself rather than through async-graphql-axum's
+//! extractor, because that extractor applies no upload limit; an oversized request
+//! gets a GraphQL-shaped error with code TOO_LARGE instead of a bare status.
+
+use std::sync::Arc;
+
+use async_graphql::ParseRequestError;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, MultipartOptions};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::TryStreamExt;
+use serde_json::json;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use super::schema::AppSchema;
+
+#[derive(Clone)]
+struct HttpState {
+    schema: AppSchema,
+    max_upload_bytes: u64,
+}
+
+pub fn router(schema: AppSchema, max_upload_bytes: u64) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Arc::new(HttpState {
+            schema,
+            max_upload_bytes,
+        }))
+}
+
+/// A request-level error in the GraphQL response shape.
+fn request_error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> Response {
+    // Room for the operations and map fields around the file.
+    let body_limit = state.max_upload_bytes + 1024 * 1024;
+    let too_large = || {
+        request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!(
+                "the request exceeds the upload limit of {} bytes",
+                state.max_upload_bytes
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > body_limit) {
+        return too_large();
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limited = http_body_util::Limited::new(request.into_body(), body_limit as usize);
+    let stream = Body::new(limited)
+        .into_data_stream()
+        .map_err(|error| std::io::Error::other(error.to_string()));
+    let reader = tokio_util::io::StreamReader::new(stream).compat();
+    let options = MultipartOptions::default()
+        .max_file_size(state.max_upload_bytes as usize)
+        .max_num_files(8);
+    match async_graphql::http::receive_batch_body(content_type, reader, options).await {
+        Ok(batch) => GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response(),
+        Err(ParseRequestError::PayloadTooLarge) => too_large(),
+        Err(error) if error.to_string().contains("length limit exceeded") => too_large(),
+        Err(error) => request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("cannot parse the GraphQL request: {error}"),
+        ),
+    }
+}
+
+async fn graphql_get(State(state): State<Arc<HttpState>>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &()).await;
+    let protocol = GraphQLProtocol::from_request_parts(&mut parts, &()).await;
+    match (upgrade, protocol) {
+        (Ok(upgrade), Ok(protocol)) => {
+            let schema = state.schema.clone();
+            upgrade
+                .protocols(ALL_WEBSOCKET_PROTOCOLS)
+                .on_upgrade(move |stream| GraphQLWebSocket::new(stream, schema, protocol).serve())
+        }
+        _ => Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .finish(),
+        )
+        .into_response(),
+    }
+}

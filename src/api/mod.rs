@@ -1,0 +1,10 @@
+//! The GraphQL edge: the only module that knows GraphQL. Types and resolvers per domain
+//! (`sessions`, `boards`), error codes (`errors`), the merged schema (`schema`) and the
+//! HTTP/WebSocket wiring (`http`). Resolvers translate between GraphQL and the services;
+//! they hold no state and make no decisions of their own.
+
+mod boards;
+mod errors;
+pub mod http;
+pub mod schema;
+mod sessions;

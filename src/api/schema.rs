@@ -1,0 +1,40 @@
+//! The schema: query, mutation and subscription roots merged from one object per domain.
+
+use std::sync::Arc;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+
+use super::boards::{BoardMutation, BoardQuery};
+use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
+use crate::app::App;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(SessionQuery, BoardQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(SessionMutation, BoardMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(SessionSubscription);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The schema without data: enough to print the SDL.
+pub fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .limit_depth(16)
+    .limit_complexity(10_000)
+}
+
+pub fn build(app: Arc<App>) -> AppSchema {
+    schema_builder().data(app).finish()
+}
+
+/// The SDL as served, the content of schema.graphql.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}

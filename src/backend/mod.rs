@@ -1,0 +1,222 @@
+//! Emulator backends behind one trait.
+//!
+//! A `Backend` is what the server knows about one kind of emulator: whether it is usable
+//! on this host (found by probing, never assumed), what it can do, and how to launch a
+//! `Machine`. A `Machine` is one running emulator process owned by exactly one session;
+//! it reports what happens to it (console bytes, pause, resume, reset, exit) as
+//! `MachineEvent`s on a channel, and dies with its owner.
+//!
+//! Optional capabilities (snapshots, reverse execution, tracing) are accessors that
+//! return `None` by default, so `capabilities` is derived from what a backend really
+//! implements rather than written by hand.
+//!
+//! This is the only layer that knows emulator command lines or QMP.
+
+pub mod qemu;
+mod unavailable;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::boards::BoardTemplate;
+
+pub use unavailable::UnavailableBackend;
+
+/// The kinds of backend the API names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    Qemu,
+    Renode,
+    Skyeye,
+    ProbeRs,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Qemu,
+        BackendKind::Renode,
+        BackendKind::Skyeye,
+        BackendKind::ProbeRs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Qemu => "QEMU",
+            BackendKind::Renode => "RENODE",
+            BackendKind::Skyeye => "SKYEYE",
+            BackendKind::ProbeRs => "PROBE_RS",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{backend} is not available on this host: {reason}")]
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
+    #[error("board '{board}' has no {backend} section")]
+    BoardNotSupported {
+        board: String,
+        backend: &'static str,
+    },
+    #[error("emulator failed to start: {0}")]
+    Launch(String),
+    #[error("emulator control failed: {0}")]
+    Control(String),
+    #[error("the emulator is no longer running")]
+    Gone,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One emulator binary found on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatorBinary {
+    pub name: String,
+    pub path: PathBuf,
+    pub version: String,
+}
+
+/// The outcome of probing a backend at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Availability {
+    pub available: bool,
+    /// Why it is unavailable, or notes on partial availability.
+    pub reason: Option<String>,
+    pub binaries: Vec<EmulatorBinary>,
+}
+
+/// What a backend supports, derived from its capability accessors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    pub gdb: bool,
+    pub snapshots: bool,
+    pub reverse: bool,
+    pub trace: bool,
+}
+
+/// Everything a backend needs to start one machine.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    pub board: BoardTemplate,
+    pub program: PathBuf,
+    /// A private directory for this machine's sockets and logs.
+    pub run_dir: PathBuf,
+    /// Keep the CPU at its reset state until resumed.
+    pub halted: bool,
+}
+
+/// How an emulator process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineExit {
+    /// The firmware exited with a status (semihosting or an exit device).
+    Exited(i32),
+    /// The process died without being asked to: killed, aborted, or an emulator error.
+    Crashed(String),
+    /// It stopped because the server asked it to.
+    PoweredOff,
+}
+
+/// What a running machine reports, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineEvent {
+    Console(Vec<u8>),
+    Paused,
+    Resumed,
+    Reset,
+    Exited(MachineExit),
+}
+
+/// One running emulator. Dropping it kills the process.
+#[async_trait]
+pub trait Machine: Send + Sync {
+    fn pid(&self) -> Option<u32>;
+    /// The emulator's own GDB stub (a unix socket), if it has one.
+    fn gdb_socket(&self) -> Option<PathBuf>;
+    async fn pause(&self) -> Result<(), BackendError>;
+    async fn resume(&self) -> Result<(), BackendError>;
+    async fn reset(&self) -> Result<(), BackendError>;
+    async fn write_console(&self, data: &[u8]) -> Result<(), BackendError>;
+    /// Stops the emulator; the event channel then reports `Exited(PoweredOff)`.
+    async fn power_off(&self) -> Result<(), BackendError>;
+}
+
+/// One kind of emulator.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    fn availability(&self) -> &Availability;
+    /// Whether the backend can run this board (it has a section for it, and the binary).
+    fn supports_board(&self, board: &BoardTemplate) -> Result<(), BackendError>;
+    async fn launch(
+        &self,
+        request: LaunchRequest,
+    ) -> Result<(Box<dyn Machine>, mpsc::Receiver<MachineEvent>), BackendError>;
+
+    // Optional capabilities: None until a backend implements them.
+    fn snapshots(&self) -> Option<&dyn SnapshotCapability> {
+        None
+    }
+    fn reverse_execution(&self) -> Option<&dyn ReverseCapability> {
+        None
+    }
+    fn trace(&self) -> Option<&dyn TraceCapability> {
+        None
+    }
+    fn has_gdb_stub(&self) -> bool {
+        false
+    }
+
+    fn features(&self) -> Features {
+        Features {
+            gdb: self.has_gdb_stub(),
+            snapshots: self.snapshots().is_some(),
+            reverse: self.reverse_execution().is_some(),
+            trace: self.trace().is_some(),
+        }
+    }
+}
+
+/// Marker traits for capabilities that later issues fill in; their presence is what
+/// `capabilities` reports.
+pub trait SnapshotCapability: Send + Sync {}
+pub trait ReverseCapability: Send + Sync {}
+pub trait TraceCapability: Send + Sync {}
+
+/// Every backend this build knows, probed once.
+#[derive(Clone)]
+pub struct Backends {
+    all: Vec<Arc<dyn Backend>>,
+}
+
+impl Backends {
+    /// Probes the host. QEMU is probed for real; Renode and SkyEye are looked up on PATH
+    /// and reported as untested adapters; probe-rs needs a build with its feature.
+    pub async fn probe() -> Self {
+        let all: Vec<Arc<dyn Backend>> = vec![
+            Arc::new(qemu::QemuBackend::probe().await),
+            Arc::new(UnavailableBackend::renode()),
+            Arc::new(UnavailableBackend::skyeye()),
+            Arc::new(UnavailableBackend::probe_rs()),
+        ];
+        Self { all }
+    }
+
+    pub fn get(&self, kind: BackendKind) -> Option<&Arc<dyn Backend>> {
+        self.all.iter().find(|backend| backend.kind() == kind)
+    }
+
+    pub fn all(&self) -> &[Arc<dyn Backend>] {
+        &self.all
+    }
+}

@@ -1,0 +1,177 @@
+//! The QEMU backend: probes the installed `qemu-system-*` binaries (their versions
+//! differ between hosts: 7.2 and 10.x behave differently in places, so nothing is
+//! assumed), and runs one QEMU process per powered session with QMP and the GDB stub
+//! on private unix sockets in the session's run dir.
+
+mod machine;
+mod process;
+pub mod qmp;
+mod qmp_client;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::unavailable::find_on_path;
+use super::{
+    Availability, Backend, BackendError, BackendKind, EmulatorBinary, LaunchRequest, Machine,
+    MachineEvent,
+};
+use crate::boards::BoardTemplate;
+
+/// The binaries the board templates can name.
+const BINARIES: [&str; 4] = [
+    "qemu-system-arm",
+    "qemu-system-aarch64",
+    "qemu-system-riscv32",
+    "qemu-system-riscv64",
+];
+
+pub struct QemuBackend {
+    availability: Availability,
+}
+
+impl QemuBackend {
+    pub async fn probe() -> Self {
+        let mut binaries = Vec::new();
+        for name in BINARIES {
+            let Some(path) = find_on_path(name) else {
+                continue;
+            };
+            match version_of(&path).await {
+                Some(version) => binaries.push(EmulatorBinary {
+                    name: name.to_owned(),
+                    path,
+                    version,
+                }),
+                None => tracing::warn!(binary = %path.display(), "does not answer --version"),
+            }
+        }
+        let missing: Vec<&str> = BINARIES
+            .into_iter()
+            .filter(|name| !binaries.iter().any(|b: &EmulatorBinary| b.name == *name))
+            .collect();
+        let reason = match (binaries.is_empty(), missing.is_empty()) {
+            (true, _) => Some("no qemu-system-* binary found on PATH".to_owned()),
+            (false, false) => Some(format!("not installed: {}", missing.join(", "))),
+            (false, true) => None,
+        };
+        Self {
+            availability: Availability {
+                available: !binaries.is_empty(),
+                reason,
+                binaries,
+            },
+        }
+    }
+
+    fn binary(&self, name: &str) -> Option<PathBuf> {
+        self.availability
+            .binaries
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| b.path.clone())
+    }
+}
+
+/// `QEMU emulator version 7.2.22 (Debian ...)` -> `7.2.22`.
+async fn version_of(path: &std::path::Path) -> Option<String> {
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::process::Command::new(path).arg("--version").output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_version(&text)
+}
+
+fn parse_version(text: &str) -> Option<String> {
+    let rest = text.lines().next()?.split("version ").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_owned())
+}
+
+#[async_trait]
+impl Backend for QemuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Qemu
+    }
+
+    fn availability(&self) -> &Availability {
+        &self.availability
+    }
+
+    fn has_gdb_stub(&self) -> bool {
+        true
+    }
+
+    fn supports_board(&self, board: &BoardTemplate) -> Result<(), BackendError> {
+        let qemu = board
+            .backends
+            .qemu
+            .as_ref()
+            .ok_or_else(|| BackendError::BoardNotSupported {
+                board: board.id.clone(),
+                backend: "QEMU",
+            })?;
+        if self.binary(&qemu.binary).is_none() {
+            return Err(BackendError::Unavailable {
+                backend: "QEMU",
+                reason: format!("{} is not installed (board '{}')", qemu.binary, board.id),
+            });
+        }
+        Ok(())
+    }
+
+    async fn launch(
+        &self,
+        request: LaunchRequest,
+    ) -> Result<(Box<dyn Machine>, mpsc::Receiver<MachineEvent>), BackendError> {
+        self.supports_board(&request.board)?;
+        let qemu = request
+            .board
+            .backends
+            .qemu
+            .clone()
+            .ok_or(BackendError::Gone)?;
+        let binary = self.binary(&qemu.binary).ok_or(BackendError::Gone)?;
+        tokio::fs::create_dir_all(&request.run_dir).await?;
+        let paths = process::RunPaths::new(&request.run_dir)?;
+        for stale in [&paths.qmp, &paths.gdb] {
+            let _ = tokio::fs::remove_file(stale).await;
+        }
+        let args = process::arguments(&qemu, &request.program, &paths);
+        tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
+        let started = Instant::now();
+        let child = process::spawn(&binary, &args, &request.run_dir)?;
+        let (machine, events) = machine::QemuMachine::start(child, paths, request.halted).await?;
+        tracing::info!(
+            board = %request.board.id,
+            pid = ?machine.pid(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "QEMU started"
+        );
+        Ok((Box::new(machine), events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_parse() {
+        assert_eq!(
+            super::parse_version(
+                "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright"
+            ),
+            Some("7.2.22".into())
+        );
+        assert_eq!(
+            super::parse_version("QEMU emulator version 10.0.2\n"),
+            Some("10.0.2".into())
+        );
+        assert_eq!(super::parse_version("garbage"), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! The QEMU command line for a board, built as pure data (unit-tested), and the spawn
+//! that makes sure the process dies with the server: kill on drop, and
+//! PR_SET_PDEATHSIG so that even a SIGKILLed server leaves no orphan emulator.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
+
+use crate::backend::BackendError;
+use crate::boards::{ExitMechanism, QemuSection};
+
+/// Unix socket paths are limited to 108 bytes (including the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The sockets a machine's run dir holds.
+#[derive(Debug, Clone)]
+pub struct RunPaths {
+    pub qmp: PathBuf,
+    pub gdb: PathBuf,
+}
+
+impl RunPaths {
+    pub fn new(run_dir: &Path) -> Result<Self, BackendError> {
+        let paths = Self {
+            qmp: run_dir.join("qmp.sock"),
+            gdb: run_dir.join("gdb.sock"),
+        };
+        for path in [&paths.qmp, &paths.gdb] {
+            if path.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(BackendError::Launch(format!(
+                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes: use a shorter data dir",
+                    path.display()
+                )));
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// The arguments after the binary name. The CPU always starts stopped (`-S`) so that QMP
+/// is connected before the first instruction runs; the machine is then continued unless
+/// the caller asked for a halted start.
+pub fn arguments(qemu: &QemuSection, program: &Path, paths: &RunPaths) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-M", &qemu.machine]);
+    if let Some(cpu) = &qemu.cpu {
+        push(&["-cpu", cpu]);
+    }
+    if let Some(memory) = &qemu.memory {
+        push(&["-m", memory]);
+    }
+    push(&["-nodefaults", "-display", "none", "-S"]);
+    // One console stream: the UART and semihosting output share a mux'ed stdio chardev,
+    // which the server reads through a pipe.
+    push(&[
+        "-chardev",
+        "stdio,id=console,mux=on,signal=off",
+        "-serial",
+        "chardev:console",
+    ]);
+    if qemu.exit == ExitMechanism::Semihosting {
+        push(&[
+            "-semihosting-config",
+            "enable=on,target=native,chardev=console",
+        ]);
+    }
+    push(&[
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", paths.qmp.display()),
+    ]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=gdb,path={},server=on,wait=off",
+            paths.gdb.display()
+        ),
+        "-gdb",
+        "chardev:gdb",
+    ]);
+    args.push("-kernel".into());
+    args.push(program.as_os_str().to_owned());
+    args.extend(qemu.extra_args.iter().map(OsString::from));
+    args
+}
+
+/// Starts the emulator with piped stdio.
+pub fn spawn(binary: &Path, args: &[OsString], run_dir: &Path) -> Result<Child, BackendError> {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .current_dir(run_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: the closure only calls async-signal-safe libc functions between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            // Die with the server thread that started us. Tokio spawns from its long-lived
+            // worker threads, so "thread" and "server" coincide here.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The server may have died between fork and prctl.
+            if libc::getppid() == 1 {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .map_err(|error| BackendError::Launch(format!("cannot run {}: {error}", binary.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boards::BoardTemplate;
+
+    #[test]
+    fn semihosting_board_gets_console_and_sockets() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/mps2-an385.yaml"),
+        )
+        .unwrap();
+        let board = BoardTemplate::parse("mps2", &text).unwrap();
+        let paths = RunPaths::new(Path::new("/run/x")).unwrap();
+        let qemu = board.backends.qemu.clone().unwrap();
+        let args: Vec<String> = arguments(&qemu, Path::new("/p/fw.elf"), &paths)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("-M mps2-an385 -nodefaults"), "{joined}");
+        assert!(joined.contains("-semihosting-config enable=on,target=native,chardev=console"));
+        assert!(joined.contains("-qmp unix:/run/x/qmp.sock,server=on,wait=off"));
+        assert!(joined.contains("path=/run/x/gdb.sock"));
+        assert!(joined.ends_with("-kernel /p/fw.elf"));
+    }
+
+    #[test]
+    fn long_run_dir_is_refused_clearly() {
+        let long = PathBuf::from(format!("/{}", "d".repeat(120)));
+        let error = RunPaths::new(&long).unwrap_err().to_string();
+        assert!(error.contains("shorter data dir"), "{error}");
+    }
+}

@@ -1,0 +1,211 @@
+//! One `Config` for the whole server, merged from three sources so that the server
+//! works with nothing configured: built-in defaults, then an optional TOML file, then
+//! `VIRSERVER_*` environment variables and command-line flags (clap reads both; a flag
+//! wins over its variable). Every field has a default that needs no set-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The settings of one server process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the HTTP/GraphQL listener.
+    pub listen: SocketAddr,
+    /// Root of everything the server writes: database, programs, per-session run dirs.
+    pub data_dir: PathBuf,
+    /// sea-orm database URL; `None` means the SQLite file `virserver.db` in `data_dir`.
+    pub database: Option<String>,
+    /// Folder holding the built-in board templates (`*.yaml`).
+    pub boards_dir: PathBuf,
+    /// Largest accepted program upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// How many bytes of recent UART output a late subscriber is replayed.
+    pub uart_replay_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("var"),
+            database: None,
+            boards_dir: PathBuf::from("boards"),
+            max_upload_bytes: 32 * 1024 * 1024,
+            uart_replay_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The optional config file: the same keys as `Config`, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub boards_dir: Option<PathBuf>,
+    pub max_upload_bytes: Option<u64>,
+    pub uart_replay_bytes: Option<usize>,
+}
+
+/// Values that came from flags or the environment; `None` where neither was given.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ConfigOverrides {
+    /// Address to listen on for HTTP, GraphQL and WebSocket.
+    #[arg(long, env = "VIRSERVER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite file, uploaded programs and session sockets.
+    #[arg(long, env = "VIRSERVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://FILE?mode=rwc or postgres://...). Default: SQLite in the data dir.
+    #[arg(long, env = "VIRSERVER_DATABASE")]
+    pub database: Option<String>,
+    /// Directory of built-in board templates.
+    #[arg(long, env = "VIRSERVER_BOARDS_DIR")]
+    pub boards_dir: Option<PathBuf>,
+    /// Largest program upload accepted, in bytes.
+    #[arg(long, env = "VIRSERVER_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// TOML config file with the same keys (snake_case).
+    #[arg(long, env = "VIRSERVER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, then the file named by `--config`, then flags and environment.
+    pub fn load(overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None => ConfigFile::default(),
+        };
+        let mut config = Config::default();
+        config.apply_file(file);
+        config.apply_overrides(overrides);
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, file: ConfigFile) {
+        set(&mut self.listen, file.listen);
+        set(&mut self.data_dir, file.data_dir);
+        set_opt(&mut self.database, file.database);
+        set(&mut self.boards_dir, file.boards_dir);
+        set(&mut self.max_upload_bytes, file.max_upload_bytes);
+        set(&mut self.uart_replay_bytes, file.uart_replay_bytes);
+    }
+
+    fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
+        set(&mut self.listen, overrides.listen);
+        set(&mut self.data_dir, overrides.data_dir.clone());
+        set_opt(&mut self.database, overrides.database.clone());
+        set(&mut self.boards_dir, overrides.boards_dir.clone());
+        set(&mut self.max_upload_bytes, overrides.max_upload_bytes);
+    }
+
+    /// Creates the data dir and makes it absolute, so that socket paths handed to
+    /// emulators do not depend on their working directory.
+    pub fn prepare_data_dir(&mut self) -> Result<(), ConfigError> {
+        let wrap = |source| ConfigError::DataDir {
+            path: self.data_dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.data_dir).map_err(wrap)?;
+        self.data_dir = std::fs::canonicalize(&self.data_dir).map_err(wrap)?;
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("virserver.db").display()
+            ),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+fn set_opt<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("virserver-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("virserver.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/v\"\n",
+        )
+        .unwrap();
+        let overrides = ConfigOverrides {
+            config: Some(path),
+            data_dir: Some(PathBuf::from("/flag")),
+            ..Default::default()
+        };
+        let config = Config::load(&overrides).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data_dir, PathBuf::from("/flag"));
+        assert_eq!(config.boards_dir, PathBuf::from("boards"));
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("virserver-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let overrides = ConfigOverrides {
+            config: Some(path),
+            ..Default::default()
+        };
+        let error = Config::load(&overrides).unwrap_err().to_string();
+        assert!(error.contains("bad.toml"), "{error}");
+    }
+}

@@ -1,0 +1,33 @@
+//! VirServer: a debug gateway for processor emulators.
+//!
+//! # Layout
+//! The modules follow the data flow, from the edge inwards:
+//! - [`api`]: the GraphQL edge (queries, mutations, subscriptions) and its HTTP/WebSocket
+//!   wiring. The only module that knows GraphQL.
+//! - [`sessions`]: the session service: lifecycle, power, programs, console ring buffer
+//!   and broadcast, supervision of emulator processes, reconciliation at start-up.
+//! - [`catalog`]: board templates (built-in files plus user ones in the database) and the
+//!   processor / peripheral / bus catalogues derived from them.
+//! - [`boards`]: the board template format: parsing and validation, no I/O beyond
+//!   reading a folder.
+//! - [`programs`]: ELF validation against a board (pure) and content-addressed storage.
+//! - [`backend`]: one trait for every emulator kind; `backend::qemu` runs QEMU with QMP
+//!   (a sans-IO codec plus a thin client) and its GDB stub on unix sockets.
+//! - [`store`]: sea-orm entities and migrations; the only module that knows SQL.
+//! - [`config`]: one `Config` from defaults, a TOML file, `VIRSERVER_*` and flags.
+//! - [`app`] and [`server`]: building the services, serving HTTP, graceful shutdown.
+//!
+//! Separate crates hold the protocol and coverage code that does no I/O:
+//! `virserver-rsp` (GDB remote serial protocol) and `virserver-coverage` (traces, DWARF
+//! lines, LCOV). docs/ARCHITECTURE.md has the map and its invariants.
+
+pub mod api;
+pub mod app;
+pub mod backend;
+pub mod boards;
+pub mod catalog;
+pub mod config;
+pub mod programs;
+pub mod server;
+pub mod sessions;
+pub mod store;

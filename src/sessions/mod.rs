@@ -1,0 +1,725 @@
+//! The session service: the lifecycle of every session, from creation through power,
+//! programs and console, to deletion. It owns each session's emulator (through the
+//! backend trait), supervises it (exit codes, crashes, pauses reported by the emulator),
+//! records every state change with its history, and fans console output and events out
+//! to subscribers.
+//!
+//! Power operations on one session are serialized by its `control` lock; the supervisor
+//! task of a machine never takes that lock, so waiting for a machine to stop while
+//! holding it cannot deadlock.
+
+mod state;
+mod uart;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+pub use state::{EventKind, SessionEvent, SessionState};
+pub use uart::{UartChunk, UartLog, next_live};
+
+use crate::backend::{
+    BackendError, BackendKind, Backends, LaunchRequest, Machine, MachineEvent, MachineExit,
+};
+use crate::catalog::{Catalog, CatalogError};
+use crate::programs::{ProgramError, ProgramStore, validate_elf};
+use crate::store::{ProgramRecord, SessionRecord, StateChange, Store, StoreError};
+
+/// Largest single write to a session's UART.
+pub const MAX_UART_INPUT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no {what} '{id}'")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("session '{0}' has no program: upload one first")]
+    NoProgram(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{what} is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Catalog(CatalogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CatalogError> for SessionError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::NotFound(id) => SessionError::NotFound {
+                what: "board template",
+                id,
+            },
+            other => SessionError::Catalog(other),
+        }
+    }
+}
+
+pub enum PowerAction {
+    On,
+    Off,
+    Reset,
+}
+
+/// A running emulator and the task supervising it.
+struct Launched {
+    machine: Arc<dyn Machine>,
+    supervisor: JoinHandle<()>,
+}
+
+/// The live part of a session: console, event fan-out, and its emulator if powered.
+struct Runtime {
+    id: String,
+    uart: UartLog,
+    events: broadcast::Sender<SessionEvent>,
+    /// Serializes power operations; see the module doc.
+    control: tokio::sync::Mutex<Option<Launched>>,
+    /// Serializes state writes so that history and broadcast stay in one order.
+    state: tokio::sync::Mutex<SessionState>,
+}
+
+pub struct SessionService {
+    store: Store,
+    catalog: Arc<Catalog>,
+    backends: Backends,
+    programs: ProgramStore,
+    run_root: PathBuf,
+    uart_replay_bytes: usize,
+    max_upload_bytes: u64,
+    runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
+    tracker: TaskTracker,
+}
+
+pub struct ServiceConfig {
+    pub data_dir: PathBuf,
+    pub uart_replay_bytes: usize,
+    pub max_upload_bytes: u64,
+}
+
+impl SessionService {
+    pub fn new(
+        store: Store,
+        catalog: Arc<Catalog>,
+        backends: Backends,
+        config: ServiceConfig,
+    ) -> Self {
+        Self {
+            store,
+            catalog,
+            backends,
+            programs: ProgramStore::new(&config.data_dir),
+            run_root: config.data_dir.join("run"),
+            uart_replay_bytes: config.uart_replay_bytes,
+            max_upload_bytes: config.max_upload_bytes,
+            runtimes: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes
+    }
+
+    /// Sessions that were powered when the server last stopped have lost their emulator
+    /// (it died with the server): mark them CRASHED with the reason.
+    pub async fn reconcile(&self) -> Result<usize, SessionError> {
+        let mut reconciled = 0;
+        for record in self.store.sessions().await? {
+            if SessionState::parse(&record.state).is_powered() {
+                let runtime = self.runtime(&record.id, &record.state);
+                self.record(
+                    &runtime,
+                    EventKind::Crashed,
+                    SessionState::Crashed,
+                    None,
+                    Some(
+                        "emulator process lost: the server stopped without powering it off".into(),
+                    ),
+                )
+                .await?;
+                reconciled += 1;
+            }
+        }
+        Ok(reconciled)
+    }
+
+    fn lock_runtimes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Runtime>>> {
+        self.runtimes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn runtime(&self, id: &str, state: &str) -> Arc<Runtime> {
+        self.lock_runtimes()
+            .entry(id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Runtime {
+                    id: id.to_owned(),
+                    uart: UartLog::new(self.uart_replay_bytes),
+                    events: broadcast::channel(256).0,
+                    control: tokio::sync::Mutex::new(None),
+                    state: tokio::sync::Mutex::new(SessionState::parse(state)),
+                })
+            })
+            .clone()
+    }
+
+    async fn existing(&self, id: &str) -> Result<(SessionRecord, Arc<Runtime>), SessionError> {
+        let record = self.get(id).await?;
+        let runtime = self.runtime(&record.id, &record.state);
+        Ok((record, runtime))
+    }
+
+    // ---- queries ----------------------------------------------------------------------
+
+    pub async fn get(&self, id: &str) -> Result<SessionRecord, SessionError> {
+        self.store
+            .session(id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound {
+                what: "session",
+                id: id.to_owned(),
+            })
+    }
+
+    pub async fn list(&self) -> Result<Vec<SessionRecord>, SessionError> {
+        Ok(self.store.sessions().await?)
+    }
+
+    pub async fn programs(&self, session_id: &str) -> Result<Vec<ProgramRecord>, SessionError> {
+        Ok(self.store.programs(session_id).await?)
+    }
+
+    pub async fn program(&self, id: &str) -> Result<ProgramRecord, SessionError> {
+        self.store
+            .program(id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound {
+                what: "program",
+                id: id.to_owned(),
+            })
+    }
+
+    pub async fn history(&self, session_id: &str) -> Result<Vec<SessionEvent>, SessionError> {
+        Ok(self
+            .store
+            .session_events(session_id)
+            .await?
+            .into_iter()
+            .map(|e| SessionEvent {
+                session_id: e.session_id,
+                kind: EventKind::parse(&e.kind).unwrap_or(EventKind::Crashed),
+                state: SessionState::parse(&e.state),
+                exit_code: e.exit_code,
+                message: e.message,
+                at: e.at,
+            })
+            .collect())
+    }
+
+    /// The emulator's process id and GDB socket, when powered.
+    pub async fn machine_info(&self, id: &str) -> Option<(Option<u32>, Option<PathBuf>)> {
+        let runtime = self.lock_runtimes().get(id).cloned()?;
+        let control = runtime.control.lock().await;
+        let launched = control.as_ref().filter(|l| !l.supervisor.is_finished())?;
+        Some((launched.machine.pid(), launched.machine.gdb_socket()))
+    }
+
+    /// Recent console output (bounded), for clients that poll rather than subscribe.
+    pub async fn uart_text(&self, id: &str) -> Result<String, SessionError> {
+        let (_, runtime) = self.existing(id).await?;
+        Ok(runtime.uart.recent_text())
+    }
+
+    pub async fn subscribe_uart(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<UartChunk>, broadcast::Receiver<UartChunk>), SessionError> {
+        let (_, runtime) = self.existing(id).await?;
+        Ok(runtime.uart.subscribe())
+    }
+
+    pub async fn subscribe_events(
+        &self,
+        id: &str,
+    ) -> Result<broadcast::Receiver<SessionEvent>, SessionError> {
+        let (_, runtime) = self.existing(id).await?;
+        Ok(runtime.events.subscribe())
+    }
+
+    // ---- lifecycle ----------------------------------------------------------------------
+
+    pub async fn create(
+        &self,
+        name: &str,
+        backend: BackendKind,
+        board_id: &str,
+    ) -> Result<SessionRecord, SessionError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(SessionError::BadInput(
+                "name must be 1 to 200 characters".into(),
+            ));
+        }
+        let board = self.catalog.board(board_id).await?.board;
+        let backend_impl = self
+            .backends
+            .get(backend)
+            .ok_or(BackendError::Unavailable {
+                backend: backend.as_str(),
+                reason: "not built into this server".into(),
+            })?;
+        backend_impl.supports_board(&board)?;
+        let now = Utc::now();
+        let record = SessionRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            backend: backend.as_str().to_owned(),
+            board_id: board.id,
+            state: SessionState::Created.as_str().to_owned(),
+            exit_code: None,
+            state_reason: None,
+            current_program_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_session(record.clone()).await?;
+        let runtime = self.runtime(&record.id, &record.state);
+        self.record(
+            &runtime,
+            EventKind::Created,
+            SessionState::Created,
+            None,
+            None,
+        )
+        .await?;
+        tracing::info!(session = %record.id, board = %record.board_id, "session created");
+        Ok(record)
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<SessionRecord, SessionError> {
+        let (record, runtime) = self.existing(id).await?;
+        {
+            let mut control = runtime.control.lock().await;
+            power_off_locked(&mut control).await;
+        }
+        self.store.delete_session(id).await?;
+        self.lock_runtimes().remove(id);
+        let _ = tokio::fs::remove_dir_all(self.run_root.join(id)).await;
+        let _ = runtime.events.send(SessionEvent {
+            session_id: id.to_owned(),
+            kind: EventKind::Deleted,
+            state: SessionState::Stopped,
+            exit_code: None,
+            message: None,
+            at: Utc::now(),
+        });
+        tracing::info!(session = %id, "session deleted");
+        Ok(record)
+    }
+
+    pub async fn power(
+        &self,
+        id: &str,
+        action: PowerAction,
+        halted: bool,
+    ) -> Result<SessionRecord, SessionError> {
+        let (record, runtime) = self.existing(id).await?;
+        let mut control = runtime.control.lock().await;
+        clear_finished(&mut control);
+        match action {
+            PowerAction::On => match control.as_ref() {
+                None => {
+                    let program_id = record
+                        .current_program_id
+                        .clone()
+                        .ok_or_else(|| SessionError::NoProgram(id.to_owned()))?;
+                    self.launch(&record, &runtime, &mut control, &program_id, halted)
+                        .await?;
+                }
+                Some(launched) if !halted => {
+                    if *runtime.state.lock().await == SessionState::Paused {
+                        launched.machine.resume().await?;
+                        self.record(
+                            &runtime,
+                            EventKind::Resumed,
+                            SessionState::Running,
+                            None,
+                            None,
+                        )
+                        .await?;
+                    }
+                }
+                Some(_) => {}
+            },
+            PowerAction::Off => power_off_locked(&mut control).await,
+            PowerAction::Reset => {
+                let launched = control.as_ref().ok_or_else(|| {
+                    SessionError::InvalidState(format!("session '{id}' is not powered on"))
+                })?;
+                if halted {
+                    launched.machine.pause().await?;
+                }
+                launched.machine.reset().await?;
+                let state = if halted {
+                    SessionState::Paused
+                } else {
+                    launched.machine.resume().await?;
+                    SessionState::Running
+                };
+                self.record(&runtime, EventKind::Reset, state, None, None)
+                    .await?;
+            }
+        }
+        drop(control);
+        self.get(id).await
+    }
+
+    async fn launch(
+        &self,
+        record: &SessionRecord,
+        runtime: &Arc<Runtime>,
+        control: &mut Option<Launched>,
+        program_id: &str,
+        halted: bool,
+    ) -> Result<(), SessionError> {
+        let program = self.program(program_id).await?;
+        let board = self.catalog.board(&record.board_id).await?.board;
+        let kind = BackendKind::parse(&record.backend).ok_or_else(|| {
+            SessionError::InvalidState(format!("unknown backend '{}'", record.backend))
+        })?;
+        let backend = self.backends.get(kind).ok_or(BackendError::Unavailable {
+            backend: kind.as_str(),
+            reason: "not built into this server".into(),
+        })?;
+        let program_path = self.programs.path_of(&program.sha256);
+        if !tokio::fs::try_exists(&program_path).await.unwrap_or(false) {
+            return Err(SessionError::InvalidState(format!(
+                "the file of program '{}' is missing from the data dir",
+                program.id
+            )));
+        }
+        let (machine, events) = backend
+            .launch(LaunchRequest {
+                board,
+                program: program_path,
+                run_dir: self.run_root.join(&record.id),
+                halted,
+            })
+            .await?;
+        let state = if halted {
+            SessionState::Paused
+        } else {
+            SessionState::Running
+        };
+        // Recorded before the supervisor starts, so an instant exit is recorded after it.
+        self.record(
+            runtime,
+            EventKind::PoweredOn,
+            state,
+            None,
+            Some(format!("program {} ({})", program.name, program.id)),
+        )
+        .await?;
+        let supervisor = self
+            .tracker
+            .spawn(supervise(self.store.clone(), runtime.clone(), events));
+        *control = Some(Launched {
+            machine: Arc::from(machine),
+            supervisor,
+        });
+        Ok(())
+    }
+
+    // ---- programs -------------------------------------------------------------------------
+
+    pub async fn upload_program(
+        &self,
+        session_id: &str,
+        name: &str,
+        data: &[u8],
+    ) -> Result<ProgramRecord, SessionError> {
+        if data.len() as u64 > self.max_upload_bytes {
+            return Err(SessionError::TooLarge {
+                what: "the program",
+                size: data.len() as u64,
+                limit: self.max_upload_bytes,
+            });
+        }
+        let (record, runtime) = self.existing(session_id).await?;
+        let board = self.catalog.board(&record.board_id).await?.board;
+        let summary = validate_elf(data, &board)?;
+        self.programs.put(&summary.sha256, data).await?;
+        let program = ProgramRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            session_id: session_id.to_owned(),
+            name: sanitize_name(name),
+            sha256: summary.sha256,
+            entry_point: summary.entry_point as i64,
+            arch: summary.arch.as_str().to_owned(),
+            size: summary.size as i64,
+            created_at: Utc::now(),
+        };
+        self.store.insert_program(program.clone()).await?;
+        self.store
+            .set_current_program(session_id, &program.id)
+            .await?;
+        let state = *runtime.state.lock().await;
+        self.record(
+            &runtime,
+            EventKind::ProgramLoaded,
+            state,
+            None,
+            Some(format!(
+                "{} ({} bytes, sha256 {})",
+                program.name, program.size, program.sha256
+            )),
+        )
+        .await?;
+        Ok(program)
+    }
+
+    async fn session_program(
+        &self,
+        session_id: &str,
+        program_id: &str,
+    ) -> Result<(SessionRecord, Arc<Runtime>, ProgramRecord), SessionError> {
+        let (record, runtime) = self.existing(session_id).await?;
+        let program = self.program(program_id).await?;
+        if program.session_id != session_id {
+            return Err(SessionError::NotFound {
+                what: "program of this session",
+                id: program_id.to_owned(),
+            });
+        }
+        Ok((record, runtime, program))
+    }
+
+    /// Boots the session with the program (rebooting it if it was running).
+    pub async fn start_program(
+        &self,
+        session_id: &str,
+        program_id: &str,
+    ) -> Result<SessionRecord, SessionError> {
+        let (record, runtime, program) = self.session_program(session_id, program_id).await?;
+        let mut control = runtime.control.lock().await;
+        power_off_locked(&mut control).await;
+        self.store
+            .set_current_program(session_id, &program.id)
+            .await?;
+        self.launch(&record, &runtime, &mut control, &program.id, false)
+            .await?;
+        drop(control);
+        self.get(session_id).await
+    }
+
+    /// Halts the CPU of a session running this program.
+    pub async fn pause_program(
+        &self,
+        session_id: &str,
+        program_id: &str,
+    ) -> Result<SessionRecord, SessionError> {
+        let (record, runtime, program) = self.session_program(session_id, program_id).await?;
+        let mut control = runtime.control.lock().await;
+        clear_finished(&mut control);
+        let launched = control
+            .as_ref()
+            .filter(|_| record.current_program_id.as_deref() == Some(program.id.as_str()))
+            .ok_or_else(|| {
+                SessionError::InvalidState(format!(
+                    "program '{program_id}' is not running in session '{session_id}'"
+                ))
+            })?;
+        launched.machine.pause().await?;
+        self.record(
+            &runtime,
+            EventKind::Paused,
+            SessionState::Paused,
+            None,
+            None,
+        )
+        .await?;
+        drop(control);
+        self.get(session_id).await
+    }
+
+    /// Powers the session off.
+    pub async fn stop_program(
+        &self,
+        session_id: &str,
+        program_id: &str,
+    ) -> Result<SessionRecord, SessionError> {
+        let (_, runtime, _) = self.session_program(session_id, program_id).await?;
+        power_off_locked(&mut *runtime.control.lock().await).await;
+        self.get(session_id).await
+    }
+
+    pub async fn send_uart_input(&self, session_id: &str, data: &[u8]) -> Result<(), SessionError> {
+        if data.len() > MAX_UART_INPUT {
+            return Err(SessionError::TooLarge {
+                what: "UART input",
+                size: data.len() as u64,
+                limit: MAX_UART_INPUT as u64,
+            });
+        }
+        let (_, runtime) = self.existing(session_id).await?;
+        let mut control = runtime.control.lock().await;
+        clear_finished(&mut control);
+        let launched = control.as_ref().ok_or_else(|| {
+            SessionError::InvalidState(format!("session '{session_id}' is not powered on"))
+        })?;
+        launched.machine.write_console(data).await?;
+        Ok(())
+    }
+
+    /// Powers off every session (SIGTERM): nothing is left running, and every session's
+    /// state says so.
+    pub async fn shutdown(&self) {
+        let runtimes: Vec<Arc<Runtime>> = self.lock_runtimes().values().cloned().collect();
+        for runtime in runtimes {
+            power_off_locked(&mut *runtime.control.lock().await).await;
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    async fn record(
+        &self,
+        runtime: &Runtime,
+        kind: EventKind,
+        state: SessionState,
+        exit_code: Option<i32>,
+        message: Option<String>,
+    ) -> Result<(), SessionError> {
+        record_state(&self.store, runtime, kind, state, exit_code, message).await?;
+        Ok(())
+    }
+}
+
+/// Writes a state change and its history row, then tells subscribers. Pause/resume
+/// events that do not change the state (QMP repeats what a mutation already recorded)
+/// are not recorded twice.
+async fn record_state(
+    store: &Store,
+    runtime: &Runtime,
+    kind: EventKind,
+    state: SessionState,
+    exit_code: Option<i32>,
+    message: Option<String>,
+) -> Result<(), StoreError> {
+    let mut current = runtime.state.lock().await;
+    if matches!(kind, EventKind::Paused | EventKind::Resumed) && *current == state {
+        return Ok(());
+    }
+    store
+        .change_state(
+            &runtime.id,
+            &StateChange {
+                kind: kind.as_str().to_owned(),
+                state: state.as_str().to_owned(),
+                exit_code,
+                message: message.clone(),
+            },
+        )
+        .await?;
+    *current = state;
+    let _ = runtime.events.send(SessionEvent {
+        session_id: runtime.id.clone(),
+        kind,
+        state,
+        exit_code,
+        message,
+        at: Utc::now(),
+    });
+    Ok(())
+}
+
+/// Follows one machine until it ends, recording what it reports.
+async fn supervise(store: Store, runtime: Arc<Runtime>, mut events: mpsc::Receiver<MachineEvent>) {
+    while let Some(event) = events.recv().await {
+        let change = match event {
+            MachineEvent::Console(bytes) => {
+                runtime.uart.push(&bytes);
+                continue;
+            }
+            MachineEvent::Paused => (EventKind::Paused, SessionState::Paused, None, None),
+            MachineEvent::Resumed => (EventKind::Resumed, SessionState::Running, None, None),
+            MachineEvent::Reset => {
+                let state = *runtime.state.lock().await;
+                (EventKind::Reset, state, None, None)
+            }
+            MachineEvent::Exited(exit) => {
+                let change = match exit {
+                    MachineExit::Exited(code) => (
+                        EventKind::Exited,
+                        SessionState::Exited,
+                        Some(code),
+                        Some(format!("the program exited with code {code}")),
+                    ),
+                    MachineExit::Crashed(reason) => (
+                        EventKind::Crashed,
+                        SessionState::Crashed,
+                        None,
+                        Some(reason),
+                    ),
+                    MachineExit::PoweredOff => {
+                        (EventKind::PoweredOff, SessionState::Stopped, None, None)
+                    }
+                };
+                let (kind, state, code, message) = change;
+                if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await
+                {
+                    tracing::error!(session = %runtime.id, %error, "cannot record the end of a machine");
+                }
+                tracing::info!(session = %runtime.id, state = state.as_str(), exit_code = ?code, "machine ended");
+                return;
+            }
+        };
+        let (kind, state, code, message) = change;
+        if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await {
+            tracing::error!(session = %runtime.id, %error, "cannot record a state change");
+        }
+    }
+}
+
+fn clear_finished(control: &mut Option<Launched>) {
+    if control.as_ref().is_some_and(|l| l.supervisor.is_finished()) {
+        *control = None;
+    }
+}
+
+/// Stops the machine if there is one and waits until its end is recorded.
+async fn power_off_locked(control: &mut Option<Launched>) {
+    if let Some(launched) = control.take() {
+        if !launched.supervisor.is_finished()
+            && let Err(error) = launched.machine.power_off().await
+        {
+            tracing::warn!(%error, "power off failed; the machine is killed on drop");
+        }
+        let _ = launched.supervisor.await;
+    }
+}
+
+fn sanitize_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if cleaned.is_empty() {
+        "program.elf".to_owned()
+    } else {
+        cleaned
+    }
+}

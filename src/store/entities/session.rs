@@ -1,0 +1,25 @@
+//! Sessions: one emulated board with its backend, its current state and program.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sessions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    pub backend: String,
+    pub board_id: String,
+    pub state: String,
+    pub exit_code: Option<i32>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub state_reason: Option<String>,
+    pub current_program_id: Option<String>,
+    pub created_at: ChronoDateTimeUtc,
+    pub updated_at: ChronoDateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

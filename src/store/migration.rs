@@ -1,0 +1,172 @@
+//! Schema migrations, applied on every start. Each migration is append-only: a
+//! released migration is never edited, a change is a new one.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Initial)]
+    }
+}
+
+#[derive(DeriveIden)]
+enum BoardTemplates {
+    Table,
+    Id,
+    Definition,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Sessions {
+    Table,
+    Id,
+    Name,
+    Backend,
+    BoardId,
+    State,
+    ExitCode,
+    StateReason,
+    CurrentProgramId,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum SessionEvents {
+    Table,
+    Id,
+    SessionId,
+    Kind,
+    State,
+    ExitCode,
+    Message,
+    At,
+}
+
+#[derive(DeriveIden)]
+enum Programs {
+    Table,
+    Id,
+    SessionId,
+    Name,
+    Sha256,
+    EntryPoint,
+    Arch,
+    Size,
+    CreatedAt,
+}
+
+struct M0001Initial;
+
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(BoardTemplates::Table)
+                    .if_not_exists()
+                    .col(string(BoardTemplates::Id).primary_key())
+                    .col(text(BoardTemplates::Definition))
+                    .col(timestamp_with_time_zone(BoardTemplates::CreatedAt))
+                    .col(timestamp_with_time_zone(BoardTemplates::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Sessions::Table)
+                    .if_not_exists()
+                    .col(string(Sessions::Id).primary_key())
+                    .col(string(Sessions::Name))
+                    .col(string(Sessions::Backend))
+                    .col(string(Sessions::BoardId))
+                    .col(string(Sessions::State))
+                    .col(integer_null(Sessions::ExitCode))
+                    .col(text_null(Sessions::StateReason))
+                    .col(string_null(Sessions::CurrentProgramId))
+                    .col(timestamp_with_time_zone(Sessions::CreatedAt))
+                    .col(timestamp_with_time_zone(Sessions::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(SessionEvents::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(SessionEvents::Id))
+                    .col(string(SessionEvents::SessionId))
+                    .col(string(SessionEvents::Kind))
+                    .col(string(SessionEvents::State))
+                    .col(integer_null(SessionEvents::ExitCode))
+                    .col(text_null(SessionEvents::Message))
+                    .col(timestamp_with_time_zone(SessionEvents::At))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_session_events_session")
+                    .table(SessionEvents::Table)
+                    .col(SessionEvents::SessionId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Programs::Table)
+                    .if_not_exists()
+                    .col(string(Programs::Id).primary_key())
+                    .col(string(Programs::SessionId))
+                    .col(string(Programs::Name))
+                    .col(string(Programs::Sha256))
+                    .col(big_integer(Programs::EntryPoint))
+                    .col(string(Programs::Arch))
+                    .col(big_integer(Programs::Size))
+                    .col(timestamp_with_time_zone(Programs::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_programs_session")
+                    .table(Programs::Table)
+                    .col(Programs::SessionId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            Programs::Table.into_iden(),
+            SessionEvents::Table.into_iden(),
+            Sessions::Table.into_iden(),
+            BoardTemplates::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
