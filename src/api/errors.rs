@@ -110,3 +110,38 @@ impl From<CatalogError> for ApiError {
 pub fn to_graphql(error: impl Into<ApiError>) -> Error {
     error.into().0
 }
+
+/// Gives a code to the errors async-graphql produces itself (parse and validation
+/// failures, argument coercion), so that every error a client sees has one: errors
+/// before execution (no path) are GRAPHQL_VALIDATION_FAILED; uncoded errors inside
+/// execution come from coercing client values, so they are BAD_USER_INPUT.
+pub struct ErrorCodes;
+
+impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for ErrorCodes {
+    async fn request(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextRequest<'_>,
+    ) -> async_graphql::Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code").is_none() {
+                let code = if error.path.is_empty() {
+                    "GRAPHQL_VALIDATION_FAILED"
+                } else {
+                    "BAD_USER_INPUT"
+                };
+                extensions.set("code", code);
+            }
+        }
+        response
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use super::boards::{BoardMutation, BoardQuery};
+use super::errors::ErrorCodes;
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
 use crate::app::App;
 
@@ -26,6 +27,7 @@ pub fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot,
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
+    .extension(ErrorCodes)
     .limit_depth(16)
     .limit_complexity(10_000)
 }

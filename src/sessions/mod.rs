@@ -13,6 +13,7 @@ mod uart;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -92,6 +93,9 @@ struct Runtime {
     control: tokio::sync::Mutex<Option<Launched>>,
     /// Serializes state writes so that history and broadcast stay in one order.
     state: tokio::sync::Mutex<SessionState>,
+    /// Resets the API asked for and already recorded; the emulator's own report of
+    /// each is then not recorded a second time.
+    requested_resets: AtomicU32,
 }
 
 pub struct SessionService {
@@ -173,6 +177,7 @@ impl SessionService {
                     events: broadcast::channel(256).0,
                     control: tokio::sync::Mutex::new(None),
                     state: tokio::sync::Mutex::new(SessionState::parse(state)),
+                    requested_resets: AtomicU32::new(0),
                 })
             })
             .clone()
@@ -374,7 +379,11 @@ impl SessionService {
                 if halted {
                     launched.machine.pause().await?;
                 }
-                launched.machine.reset().await?;
+                runtime.requested_resets.fetch_add(1, Ordering::SeqCst);
+                if let Err(error) = launched.machine.reset().await {
+                    runtime.requested_resets.fetch_sub(1, Ordering::SeqCst);
+                    return Err(error.into());
+                }
                 let state = if halted {
                     SessionState::Paused
                 } else {
@@ -659,6 +668,13 @@ async fn supervise(store: Store, runtime: Arc<Runtime>, mut events: mpsc::Receiv
             MachineEvent::Paused => (EventKind::Paused, SessionState::Paused, None, None),
             MachineEvent::Resumed => (EventKind::Resumed, SessionState::Running, None, None),
             MachineEvent::Reset => {
+                let requested = runtime
+                    .requested_resets
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if requested {
+                    continue;
+                }
                 let state = *runtime.state.lock().await;
                 (EventKind::Reset, state, None, None)
             }

@@ -81,7 +81,12 @@ impl QemuMachine {
             kill,
         };
         if !halted {
-            machine.resume().await?;
+            // A short program can exit before QEMU answers `cont`; its exit is then
+            // reported on the event channel like any other.
+            match machine.resume().await {
+                Ok(()) | Err(BackendError::Gone) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok((machine, events_rx))
     }
