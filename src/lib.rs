@@ -16,6 +16,7 @@
 //! - [`store`]: sea-orm entities and migrations; the only module that knows SQL.
 //! - [`config`]: one `Config` from defaults, a TOML file, `VIRSERVER_*` and flags.
 //! - [`app`] and [`server`]: building the services, serving HTTP, graceful shutdown.
+//! - [`bench`]: `virserver bench`, side-by-side measurements against the bare tools.
 //!
 //! Separate crates hold the protocol and coverage code that does no I/O:
 //! `virserver-rsp` (GDB remote serial protocol) and `virserver-coverage` (traces, DWARF
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod app;
 pub mod backend;
+pub mod bench;
 pub mod boards;
 pub mod catalog;
 pub mod config;

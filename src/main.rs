@@ -22,38 +22,56 @@ enum Command {
     Serve(ConfigOverrides),
     /// Print the GraphQL schema (SDL) that the server serves.
     Schema,
+    /// Measure against the bare tools, in one run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Power-on to first UART byte: through the server vs a bare QEMU start.
+    Boot(virserver::bench::BootBench),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Schema => {
             print!("{}", virserver::api::schema::sdl());
-            std::process::ExitCode::SUCCESS
+            Ok(())
         }
         Command::Serve(overrides) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_env("VIRSERVER_LOG")
-                        .unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
-            let result = Config::load(&overrides)
+            init_logging("info");
+            Config::load(&overrides)
                 .map_err(anyhow::Error::from)
-                .and_then(|config| {
-                    tokio::runtime::Builder::new_multi_thread()
-                        .enable_all()
-                        .build()?
-                        .block_on(virserver::server::serve(config))
-                });
-            match result {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("virserver: {error:#}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+                .and_then(|config| run(virserver::server::serve(config)))
+        }
+        Command::Bench(BenchCommand::Boot(options)) => {
+            init_logging("warn");
+            run(virserver::bench::boot(options))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("virserver: {error:#}");
+            std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("VIRSERVER_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
 }

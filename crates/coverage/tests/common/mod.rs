@@ -1,0 +1,63 @@
+//! Shared helpers of the integration tests: where the committed fixtures
+//! are and how a fixture becomes a report (the way the server will do it:
+//! ELF bytes into a LineMap, the trace fed in small chunks).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use virserver_coverage::{CoverageReport, ExecutedAddresses, InAsmParser, LineMap, LineMapOptions};
+
+/// The prefix `fixtures/build.sh` maps the source directory to in DWARF.
+pub const DWARF_PREFIX: &str = "/fixtures";
+
+pub fn fixture_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative)
+}
+
+pub fn read_fixture(relative: &str) -> Vec<u8> {
+    let path = fixture_path(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Fixture {
+    CortexM3,
+    Riscv32,
+}
+
+impl Fixture {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Fixture::CortexM3 => "cortex-m3",
+            Fixture::Riscv32 => "riscv32",
+        }
+    }
+
+    pub fn elf(self) -> Vec<u8> {
+        read_fixture(&format!("{}/fixture.elf", self.dir()))
+    }
+
+    /// The map with paths relative to the fixtures directory.
+    pub fn line_map(self) -> LineMap {
+        let options = LineMapOptions {
+            strip_prefix: Some(DWARF_PREFIX.to_owned()),
+        };
+        LineMap::from_elf_with(&self.elf(), &options).expect("fixture ELF has DWARF")
+    }
+
+    /// The trace parsed in 97-byte chunks, so lines are split mid-way.
+    pub fn executed(self) -> ExecutedAddresses {
+        let log = read_fixture(&format!("{}/trace.log", self.dir()));
+        let mut parser = InAsmParser::new();
+        for chunk in log.chunks(97) {
+            parser.feed(chunk);
+        }
+        parser.finish()
+    }
+
+    pub fn report(self) -> CoverageReport {
+        self.line_map().coverage(&self.executed())
+    }
+}

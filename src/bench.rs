@@ -1,0 +1,147 @@
+//! `virserver bench`: measurements that run in one process, side by side with the bare
+//! tool they compare against, so that both see the same machine at the same moment.
+//! Runs alternate between the two sides to spread noise evenly.
+//!
+//! - `boot`: power-on to the first UART byte through the server (GraphQL mutation in,
+//!   console broadcast out) against a bare `qemu-system-*` start of the same ELF.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::io::AsyncReadExt;
+
+use crate::app::App;
+use crate::backend::BackendKind;
+use crate::config::Config;
+use crate::sessions::{EventKind, next_live};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BootBench {
+    /// Board template id.
+    #[arg(long, default_value = "mps2-an385")]
+    pub board: String,
+    /// ELF to boot; it should print at once and exit.
+    #[arg(long, default_value = "examples/firmware/bin/hello-mps2-an385.elf")]
+    pub elf: PathBuf,
+    /// Runs per side.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    #[arg(long, default_value = "boards")]
+    pub boards_dir: PathBuf,
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+pub async fn boot(options: BootBench) -> anyhow::Result<()> {
+    if options.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let elf = std::fs::read(&options.elf).with_context(|| format!("reading {}", options.elf.display()))?;
+    let data_dir = std::env::temp_dir().join(format!("virserver-bench-{}", std::process::id()));
+    let mut config = Config {
+        data_dir: data_dir.clone(),
+        boards_dir: options.boards_dir.clone(),
+        ..Config::default()
+    };
+    config.prepare_data_dir()?;
+    let app = App::start(config).await?;
+    let schema = crate::api::schema::build(app.clone());
+    let board = app.catalog.board(&options.board).await?.board;
+    let qemu = board
+        .backends
+        .qemu
+        .clone()
+        .context("the board has no QEMU section")?;
+    let session = app.sessions.create("bench", BackendKind::Qemu, &board.id).await?;
+    app.sessions.upload_program(&session.id, "bench.elf", &elf).await?;
+    let power_on = format!(
+        "mutation {{ powerSession(id: \"{}\", action: ON) {{ state }} }}",
+        session.id
+    );
+
+    let mut bare = Vec::new();
+    let mut gateway = Vec::new();
+    for run in 0..options.runs {
+        bare.push(bare_first_byte(&qemu.binary, &qemu.machine, &qemu.extra_args, &options.elf).await?);
+
+        let (_, mut uart) = app.sessions.subscribe_uart(&session.id).await?;
+        let mut events = app.sessions.subscribe_events(&session.id).await?;
+        let started = Instant::now();
+        let response = schema.execute(power_on.as_str()).await;
+        if !response.errors.is_empty() {
+            bail!("powerSession failed: {:?}", response.errors);
+        }
+        tokio::time::timeout(Duration::from_secs(30), next_live(&mut uart))
+            .await
+            .context("no UART output within 30 s")?
+            .context("UART closed")?;
+        gateway.push(started.elapsed());
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+                .await
+                .context("the program did not exit within 30 s")??;
+            if matches!(event.kind, EventKind::Exited | EventKind::Crashed) {
+                break;
+            }
+        }
+        eprint!("\rrun {}/{}", run + 1, options.runs);
+    }
+    eprintln!();
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let bare_median = median(&mut bare);
+    let gateway_median = median(&mut gateway);
+    println!("power-on to first UART byte, {} runs each, board {}", options.runs, options.board);
+    println!("  bare {:<22} median {:8.2} ms", qemu.binary, ms(bare_median));
+    println!("  virserver (GraphQL)         median {:8.2} ms", ms(gateway_median));
+    println!(
+        "  ratio {:.2}x, difference {:+.2} ms",
+        gateway_median.as_secs_f64() / bare_median.as_secs_f64(),
+        ms(gateway_median) - ms(bare_median)
+    );
+    Ok(())
+}
+
+/// Starts QEMU the way a person would by hand and times its first byte on stdout.
+async fn bare_first_byte(
+    binary: &str,
+    machine: &str,
+    extra_args: &[String],
+    elf: &Path,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .args(["-M", machine, "-nographic", "-monitor", "none"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .arg("-kernel")
+        .arg(elf)
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {binary}"))?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(30), stdout.read(&mut byte))
+        .await
+        .context("bare QEMU printed nothing within 30 s")??;
+    let elapsed = started.elapsed();
+    if n == 0 {
+        bail!("bare QEMU exited without output");
+    }
+    tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await?;
+    child.wait().await?;
+    Ok(elapsed)
+}
