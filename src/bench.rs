@@ -45,7 +45,8 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
     if options.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let elf = std::fs::read(&options.elf).with_context(|| format!("reading {}", options.elf.display()))?;
+    let elf = std::fs::read(&options.elf)
+        .with_context(|| format!("reading {}", options.elf.display()))?;
     let data_dir = std::env::temp_dir().join(format!("virserver-bench-{}", std::process::id()));
     let mut config = Config {
         data_dir: data_dir.clone(),
@@ -61,8 +62,13 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
         .qemu
         .clone()
         .context("the board has no QEMU section")?;
-    let session = app.sessions.create("bench", BackendKind::Qemu, &board.id).await?;
-    app.sessions.upload_program(&session.id, "bench.elf", &elf).await?;
+    let session = app
+        .sessions
+        .create("bench", BackendKind::Qemu, &board.id, false)
+        .await?;
+    app.sessions
+        .upload_program(&session.id, "bench.elf", &elf)
+        .await?;
     let power_on = format!(
         "mutation {{ powerSession(id: \"{}\", action: ON) {{ state }} }}",
         session.id
@@ -71,7 +77,9 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
     let mut bare = Vec::new();
     let mut gateway = Vec::new();
     for run in 0..options.runs {
-        bare.push(bare_first_byte(&qemu.binary, &qemu.machine, &qemu.extra_args, &options.elf).await?);
+        bare.push(
+            bare_first_byte(&qemu.binary, &qemu.machine, &qemu.extra_args, &options.elf).await?,
+        );
 
         let (_, mut uart) = app.sessions.subscribe_uart(&session.id).await?;
         let mut events = app.sessions.subscribe_events(&session.id).await?;
@@ -101,9 +109,19 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
 
     let bare_median = median(&mut bare);
     let gateway_median = median(&mut gateway);
-    println!("power-on to first UART byte, {} runs each, board {}", options.runs, options.board);
-    println!("  bare {:<22} median {:8.2} ms", qemu.binary, ms(bare_median));
-    println!("  virserver (GraphQL)         median {:8.2} ms", ms(gateway_median));
+    println!(
+        "power-on to first UART byte, {} runs each, board {}",
+        options.runs, options.board
+    );
+    println!(
+        "  bare {:<22} median {:8.2} ms",
+        qemu.binary,
+        ms(bare_median)
+    );
+    println!(
+        "  virserver (GraphQL)         median {:8.2} ms",
+        ms(gateway_median)
+    );
     println!(
         "  ratio {:.2}x, difference {:+.2} ms",
         gateway_median.as_secs_f64() / bare_median.as_secs_f64(),

@@ -11,20 +11,20 @@ use serde::Deserialize;
 /// Why a configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("config file {path}: {source}")]
+    #[error("config file {path}: {error}")]
     Parse {
         path: PathBuf,
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
-    #[error("cannot create data dir {path}: {source}")]
+    #[error("cannot create data dir {path}: {error}")]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -126,9 +126,9 @@ impl Config {
     /// Creates the data dir and makes it absolute, so that socket paths handed to
     /// emulators do not depend on their working directory.
     pub fn prepare_data_dir(&mut self) -> Result<(), ConfigError> {
-        let wrap = |source| ConfigError::DataDir {
+        let wrap = |error| ConfigError::DataDir {
             path: self.data_dir.clone(),
-            source,
+            error,
         };
         std::fs::create_dir_all(&self.data_dir).map_err(wrap)?;
         self.data_dir = std::fs::canonicalize(&self.data_dir).map_err(wrap)?;
@@ -148,13 +148,13 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+    toml::from_str(&text).map_err(|error| ConfigError::Parse {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

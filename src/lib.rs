@@ -29,6 +29,7 @@ pub mod bench;
 pub mod boards;
 pub mod catalog;
 pub mod config;
+pub mod coverage;
 pub mod programs;
 pub mod server;
 pub mod sessions;

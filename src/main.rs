@@ -22,6 +22,8 @@ enum Command {
     Serve(ConfigOverrides),
     /// Print the GraphQL schema (SDL) that the server serves.
     Schema,
+    /// Line coverage from saved QEMU traces (offline), or merge LCOV files.
+    Coverage(virserver::coverage::CoverageCommand),
     /// Measure against the bare tools, in one run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -45,6 +47,10 @@ fn main() -> std::process::ExitCode {
             Config::load(&overrides)
                 .map_err(anyhow::Error::from)
                 .and_then(|config| run(virserver::server::serve(config)))
+        }
+        Command::Coverage(command) => {
+            init_logging("warn");
+            run(virserver::coverage::cli(command))
         }
         Command::Bench(BenchCommand::Boot(options)) => {
             init_logging("warn");

@@ -5,6 +5,7 @@ use async_graphql::{Error, ErrorExtensions};
 
 use crate::backend::BackendError;
 use crate::catalog::CatalogError;
+use crate::coverage::CoverageError;
 use crate::programs::ProgramError;
 use crate::sessions::SessionError;
 
@@ -65,11 +66,24 @@ fn session_error(error: SessionError) -> Error {
         SessionError::InvalidState(_) => "INVALID_STATE",
         SessionError::NoProgram(_) => "NO_PROGRAM",
         SessionError::BadInput(_) => "BAD_INPUT",
+        SessionError::Unsupported(_) => "UNSUPPORTED",
         SessionError::TooLarge { .. } => "TOO_LARGE",
         SessionError::Program(inner) => return program_error(inner),
         SessionError::Backend(inner) => return backend_error(inner),
         SessionError::Catalog(inner) => return catalog_error(inner),
         SessionError::Store(inner) => return internal(inner),
+    };
+    coded(code, error.to_string())
+}
+
+fn coverage_error(error: &CoverageError) -> Error {
+    let code = match error {
+        CoverageError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
+            "NOT_FOUND"
+        }
+        CoverageError::Io { .. } => return internal(error),
+        CoverageError::LineMap(_) => "BAD_ELF",
+        CoverageError::Report(_) => "BAD_INPUT",
     };
     coded(code, error.to_string())
 }
@@ -97,6 +111,12 @@ impl From<Error> for ApiError {
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         ApiError(session_error(error))
+    }
+}
+
+impl From<CoverageError> for ApiError {
+    fn from(error: CoverageError) -> Self {
+        ApiError(coverage_error(&error))
     }
 }
 

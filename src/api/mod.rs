@@ -4,6 +4,7 @@
 //! they hold no state and make no decisions of their own.
 
 mod boards;
+mod coverage;
 mod errors;
 pub mod http;
 pub mod schema;

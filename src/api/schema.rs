@@ -5,12 +5,13 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use super::boards::{BoardMutation, BoardQuery};
+use super::coverage::CoverageQuery;
 use super::errors::ErrorCodes;
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
 use crate::app::App;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SessionQuery, BoardQuery);
+pub struct QueryRoot(SessionQuery, BoardQuery, CoverageQuery);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(SessionMutation, BoardMutation);

@@ -142,6 +142,11 @@ impl Session {
         self.0.state_reason.as_deref()
     }
 
+    /// Whether every power-on records an execution trace for coverage.
+    async fn coverage(&self) -> bool {
+        self.0.coverage
+    }
+
     async fn backend(&self) -> BackendEnum {
         BackendKind::parse(&self.0.backend)
             .unwrap_or(BackendKind::Qemu)
@@ -267,6 +272,9 @@ pub struct CreateSessionInput {
     name: String,
     backend: BackendEnum,
     board_template: ID,
+    /// Collect an execution trace on every power-on, for `coverage(sessionId:)`.
+    #[graphql(default = false)]
+    coverage: bool,
 }
 
 #[derive(Default)]
@@ -301,7 +309,12 @@ impl SessionMutation {
     ) -> ApiResult<Session> {
         let record = app(ctx)
             .sessions
-            .create(&input.name, input.backend.into(), &input.board_template)
+            .create(
+                &input.name,
+                input.backend.into(),
+                &input.board_template,
+                input.coverage,
+            )
             .await?;
         Ok(Session(record))
     }

@@ -114,6 +114,9 @@ pub struct LaunchRequest {
     pub run_dir: PathBuf,
     /// Keep the CPU at its reset state until resumed.
     pub halted: bool,
+    /// Where to write the execution trace for coverage, when wanted. Only backends with
+    /// the trace capability accept it.
+    pub trace: Option<PathBuf>,
 }
 
 /// How an emulator process ended.
@@ -191,7 +194,19 @@ pub trait Backend: Send + Sync {
 /// `capabilities` reports.
 pub trait SnapshotCapability: Send + Sync {}
 pub trait ReverseCapability: Send + Sync {}
-pub trait TraceCapability: Send + Sync {}
+
+/// Execution traces for coverage: the format the backend writes to
+/// `LaunchRequest::trace`.
+pub trait TraceCapability: Send + Sync {
+    fn trace_format(&self) -> TraceFormat;
+}
+
+/// The trace formats the coverage code reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFormat {
+    /// QEMU's `-d in_asm` log: every translated block, once.
+    QemuInAsm,
+}
 
 /// Every backend this build knows, probed once.
 #[derive(Clone)]

@@ -31,6 +31,10 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::programs::{ProgramError, ProgramStore, validate_elf};
 use crate::store::{ProgramRecord, SessionRecord, StateChange, Store, StoreError};
 
+/// The execution trace of a session's latest run, and the id of the program it ran.
+const TRACE_FILE: &str = "in_asm.log";
+const TRACE_PROGRAM: &str = "in_asm.program";
+
 /// Largest single write to a session's UART.
 pub const MAX_UART_INPUT: usize = 64 * 1024;
 
@@ -44,6 +48,8 @@ pub enum SessionError {
     NoProgram(String),
     #[error("{0}")]
     BadInput(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{what} is {size} bytes; the limit is {limit}")]
     TooLarge {
         what: &'static str,
@@ -273,6 +279,7 @@ impl SessionService {
         name: &str,
         backend: BackendKind,
         board_id: &str,
+        coverage: bool,
     ) -> Result<SessionRecord, SessionError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
@@ -289,6 +296,12 @@ impl SessionService {
                 reason: "not built into this server".into(),
             })?;
         backend_impl.supports_board(&board)?;
+        if coverage && backend_impl.trace().is_none() {
+            return Err(SessionError::Unsupported(format!(
+                "{} cannot trace execution, so it cannot collect coverage",
+                backend.as_str()
+            )));
+        }
         let now = Utc::now();
         let record = SessionRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -299,6 +312,7 @@ impl SessionService {
             exit_code: None,
             state_reason: None,
             current_program_id: None,
+            coverage,
             created_at: now,
             updated_at: now,
         };
@@ -422,12 +436,26 @@ impl SessionService {
                 program.id
             )));
         }
+        let run_dir = self.run_root.join(&record.id);
+        let trace = if record.coverage {
+            // The trace is of one run: remember which program it belongs to.
+            tokio::fs::create_dir_all(&run_dir)
+                .await
+                .map_err(BackendError::Io)?;
+            tokio::fs::write(run_dir.join(TRACE_PROGRAM), &program.id)
+                .await
+                .map_err(BackendError::Io)?;
+            Some(run_dir.join(TRACE_FILE))
+        } else {
+            None
+        };
         let (machine, events) = backend
             .launch(LaunchRequest {
                 board,
                 program: program_path,
-                run_dir: self.run_root.join(&record.id),
+                run_dir,
                 halted,
+                trace,
             })
             .await?;
         let state = if halted {
@@ -575,6 +603,31 @@ impl SessionService {
         let (_, runtime, _) = self.session_program(session_id, program_id).await?;
         power_off_locked(&mut *runtime.control.lock().await).await;
         self.get(session_id).await
+    }
+
+    /// The ELF and execution trace of the session's latest run, for coverage.
+    pub async fn coverage_inputs(
+        &self,
+        session_id: &str,
+    ) -> Result<(PathBuf, PathBuf), SessionError> {
+        let record = self.get(session_id).await?;
+        if !record.coverage {
+            return Err(SessionError::InvalidState(format!(
+                "session '{session_id}' was created without coverage: true"
+            )));
+        }
+        let run_dir = self.run_root.join(session_id);
+        let program_id = tokio::fs::read_to_string(run_dir.join(TRACE_PROGRAM))
+            .await
+            .map_err(|_| SessionError::NotFound {
+                what: "coverage run of session",
+                id: session_id.to_owned(),
+            })?;
+        let program = self.program(program_id.trim()).await?;
+        Ok((
+            self.programs.path_of(&program.sha256),
+            run_dir.join(TRACE_FILE),
+        ))
     }
 
     pub async fn send_uart_input(&self, session_id: &str, data: &[u8]) -> Result<(), SessionError> {

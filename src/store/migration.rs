@@ -33,6 +33,7 @@ enum Sessions {
     ExitCode,
     StateReason,
     CurrentProgramId,
+    Coverage,
     CreatedAt,
     UpdatedAt,
 }
@@ -98,6 +99,7 @@ impl MigrationTrait for M0001Initial {
                     .col(integer_null(Sessions::ExitCode))
                     .col(text_null(Sessions::StateReason))
                     .col(string_null(Sessions::CurrentProgramId))
+                    .col(boolean(Sessions::Coverage).default(false))
                     .col(timestamp_with_time_zone(Sessions::CreatedAt))
                     .col(timestamp_with_time_zone(Sessions::UpdatedAt))
                     .to_owned(),

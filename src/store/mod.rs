@@ -23,21 +23,21 @@ use entities::{board_template, program, session, session_event};
 /// A database failure, with the operation that hit it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database {url}: {source}")]
-    Connect { url: String, source: sea_orm::DbErr },
+    #[error("cannot open database {url}: {error}")]
+    Connect { url: String, error: sea_orm::DbErr },
     #[error("database migration failed: {0}")]
     Migrate(sea_orm::DbErr),
-    #[error("database error while {operation}: {source}")]
+    #[error("database error while {operation}: {error}")]
     Query {
         operation: &'static str,
-        source: sea_orm::DbErr,
+        error: sea_orm::DbErr,
     },
     #[error("{what} already exists")]
     Conflict { what: String },
 }
 
 fn query(operation: &'static str) -> impl FnOnce(sea_orm::DbErr) -> StoreError {
-    move |source| StoreError::Query { operation, source }
+    move |error| StoreError::Query { operation, error }
 }
 
 /// A change of a session's state, written with its history row in one transaction.
@@ -61,9 +61,9 @@ impl Store {
         options.sqlx_logging(false).max_connections(8);
         let db = Database::connect(options)
             .await
-            .map_err(|source| StoreError::Connect {
+            .map_err(|error| StoreError::Connect {
                 url: redact(url),
-                source,
+                error,
             })?;
         migration::Migrator::up(&db, None)
             .await

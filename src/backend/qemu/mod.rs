@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::unavailable::find_on_path;
 use super::{
     Availability, Backend, BackendError, BackendKind, EmulatorBinary, LaunchRequest, Machine,
-    MachineEvent,
+    MachineEvent, TraceCapability, TraceFormat,
 };
 use crate::boards::BoardTemplate;
 
@@ -108,6 +108,10 @@ impl Backend for QemuBackend {
         true
     }
 
+    fn trace(&self) -> Option<&dyn TraceCapability> {
+        Some(self)
+    }
+
     fn supports_board(&self, board: &BoardTemplate) -> Result<(), BackendError> {
         let qemu = board
             .backends
@@ -143,7 +147,7 @@ impl Backend for QemuBackend {
         for stale in [&paths.qmp, &paths.gdb] {
             let _ = tokio::fs::remove_file(stale).await;
         }
-        let args = process::arguments(&qemu, &request.program, &paths);
+        let args = process::arguments(&qemu, &request.program, &paths, request.trace.as_deref());
         tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
         let started = Instant::now();
         let child = process::spawn(&binary, &args, &request.run_dir)?;
@@ -155,6 +159,12 @@ impl Backend for QemuBackend {
             "QEMU started"
         );
         Ok((Box::new(machine), events))
+    }
+}
+
+impl TraceCapability for QemuBackend {
+    fn trace_format(&self) -> TraceFormat {
+        TraceFormat::QemuInAsm
     }
 }
 

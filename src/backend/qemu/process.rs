@@ -42,7 +42,12 @@ impl RunPaths {
 /// The arguments after the binary name. The CPU always starts stopped (`-S`) so that QMP
 /// is connected before the first instruction runs; the machine is then continued unless
 /// the caller asked for a halted start.
-pub fn arguments(qemu: &QemuSection, program: &Path, paths: &RunPaths) -> Vec<OsString> {
+pub fn arguments(
+    qemu: &QemuSection,
+    program: &Path,
+    paths: &RunPaths,
+    trace: Option<&Path>,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-M", &qemu.machine]);
@@ -80,6 +85,15 @@ pub fn arguments(qemu: &QemuSection, program: &Path, paths: &RunPaths) -> Vec<Os
         "-gdb",
         "chardev:gdb",
     ]);
+    if let Some(trace) = trace {
+        // Each translated block once: no run-time cost (docs/ARCHITECTURE.md).
+        args.extend([
+            "-d".into(),
+            "in_asm".into(),
+            "-D".into(),
+            trace.as_os_str().to_owned(),
+        ]);
+    }
     args.push("-kernel".into());
     args.push(program.as_os_str().to_owned());
     args.extend(qemu.extra_args.iter().map(OsString::from));
@@ -130,16 +144,24 @@ mod tests {
         let board = BoardTemplate::parse("mps2", &text).unwrap();
         let paths = RunPaths::new(Path::new("/run/x")).unwrap();
         let qemu = board.backends.qemu.clone().unwrap();
-        let args: Vec<String> = arguments(&qemu, Path::new("/p/fw.elf"), &paths)
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect();
+        let args: Vec<String> = arguments(
+            &qemu,
+            Path::new("/p/fw.elf"),
+            &paths,
+            Some(Path::new("/run/x/t.log")),
+        )
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
         let joined = args.join(" ");
         assert!(joined.starts_with("-M mps2-an385 -nodefaults"), "{joined}");
         assert!(joined.contains("-semihosting-config enable=on,target=native,chardev=console"));
         assert!(joined.contains("-qmp unix:/run/x/qmp.sock,server=on,wait=off"));
         assert!(joined.contains("path=/run/x/gdb.sock"));
-        assert!(joined.ends_with("-kernel /p/fw.elf"));
+        assert!(
+            joined.ends_with("-d in_asm -D /run/x/t.log -kernel /p/fw.elf"),
+            "{joined}"
+        );
     }
 
     #[test]

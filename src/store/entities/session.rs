@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub state_reason: Option<String>,
     pub current_program_id: Option<String>,
+    /// Collect an execution trace for coverage on every power-on.
+    pub coverage: bool,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }
