@@ -2,13 +2,16 @@
 //! and the order in which they start and stop.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use virserver_queue::{EventsConfig, JobQueue, MemoryQueue, QueueConfig, RedisEvents, RedisQueue};
 
 use crate::backend::Backends;
 use crate::boards;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::jobs::service::{JobService, JobServiceConfig};
 use crate::sessions::{ServiceConfig, SessionService};
 use crate::store::Store;
 
@@ -18,6 +21,7 @@ pub struct App {
     pub catalog: Arc<Catalog>,
     pub backends: Backends,
     pub sessions: Arc<SessionService>,
+    pub jobs: Arc<JobService>,
     /// Cancelled on shutdown; every long-lived loop (subscriptions, listeners) watches it.
     pub shutdown: CancellationToken,
 }
@@ -54,6 +58,7 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 uart_replay_bytes: config.uart_replay_bytes,
                 max_upload_bytes: config.max_upload_bytes,
+                node: config.node_name.clone(),
             },
         ));
         let reconciled = sessions.reconcile().await?;
@@ -63,12 +68,14 @@ impl App {
                 "sessions whose emulator was lost marked CRASHED"
             );
         }
+        let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends).await?;
         Ok(Arc::new(Self {
             config,
             store,
             catalog,
             backends,
             sessions,
+            jobs,
             shutdown: CancellationToken::new(),
         }))
     }
@@ -76,7 +83,59 @@ impl App {
     /// Stops every emulator and records it; then the database is closed.
     pub async fn stop(&self) {
         self.shutdown.cancel();
+        self.jobs.stop().await;
         self.sessions.shutdown().await;
         self.store.clone().close().await;
     }
+}
+
+/// The job queue: Redis Streams when a Redis URL is configured (jobs and events shared
+/// by every node), otherwise the in-process queue, whose persistence is the database
+/// (unfinished jobs are queued again at start).
+async fn start_jobs(
+    config: &Config,
+    store: &Store,
+    sessions: &Arc<SessionService>,
+    catalog: &Arc<Catalog>,
+    backends: &Backends,
+) -> anyhow::Result<Arc<JobService>> {
+    let reclaim_after = Duration::from_secs(config.job_reclaim_seconds.max(1));
+    let queue_config = QueueConfig {
+        reclaim_after,
+        max_length: Some(config.max_queued_jobs),
+        ..QueueConfig::default()
+    };
+    let (queue, bus): (Arc<dyn JobQueue>, _) = match &config.redis_url {
+        Some(url) => (
+            Arc::new(RedisQueue::connect(url, queue_config.clone()).await?),
+            Some(Arc::new(
+                RedisEvents::connect(url, EventsConfig::default()).await?,
+            )),
+        ),
+        None => (Arc::new(MemoryQueue::new(&queue_config)), None),
+    };
+    let embedded = bus.is_none();
+    let jobs = JobService::new(
+        store.clone(),
+        sessions.clone(),
+        catalog.clone(),
+        backends.clone(),
+        queue,
+        bus,
+        JobServiceConfig {
+            node: config.node_name.clone(),
+            max_concurrent: config.max_concurrent_jobs,
+            max_queued: config.max_queued_jobs,
+            heartbeat: queue_config.heartbeat_interval(),
+            max_upload_bytes: config.max_upload_bytes,
+        },
+    );
+    jobs.start(embedded).await?;
+    tracing::info!(
+        node = %config.node_name,
+        queue = if embedded { "embedded" } else { "redis" },
+        workers = config.max_concurrent_jobs,
+        "job service started"
+    );
+    Ok(jobs)
 }

@@ -4,6 +4,8 @@
 //!
 //! - `boot`: power-on to the first UART byte through the server (GraphQL mutation in,
 //!   console broadcast out) against a bare `qemu-system-*` start of the same ELF.
+//! - `jobs`: jobs per second through the embedded queue against a bare shell loop of
+//!   the same QEMU command.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -162,4 +164,132 @@ async fn bare_first_byte(
     tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await?;
     child.wait().await?;
     Ok(elapsed)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsBench {
+    #[arg(long, default_value = "mps2-an385")]
+    pub board: String,
+    /// A short firmware that exits by itself.
+    #[arg(long, default_value = "examples/firmware/bin/hello-mps2-an385.elf")]
+    pub elf: PathBuf,
+    /// Jobs per measurement.
+    #[arg(long, default_value_t = 40)]
+    pub jobs: usize,
+    #[arg(long, default_value = "boards")]
+    pub boards_dir: PathBuf,
+}
+
+/// Jobs per second through the embedded queue (one worker, then one per core) against
+/// a bare shell loop running the same QEMU command as many times.
+pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
+    use crate::jobs::service::{NewJob, ProgramSource};
+
+    if options.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let elf = std::fs::read(&options.elf)
+        .with_context(|| format!("reading {}", options.elf.display()))?;
+    let board = crate::boards::load_dir(&options.boards_dir)
+        .boards
+        .into_iter()
+        .find(|b| b.id == options.board)
+        .context("no such board in --boards-dir")?;
+    let qemu = board
+        .backends
+        .qemu
+        .clone()
+        .context("the board has no QEMU section")?;
+
+    let script = format!(
+        "for i in $(seq {}); do {} -M {} -nographic -monitor none -semihosting-config enable=on,target=native -kernel '{}' {} >/dev/null 2>&1; done",
+        options.jobs,
+        qemu.binary,
+        qemu.machine,
+        options.elf.display(),
+        qemu.extra_args.join(" ")
+    );
+    let started = Instant::now();
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("the bare loop failed: {status}");
+    }
+    let bare = options.jobs as f64 / started.elapsed().as_secs_f64();
+
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut results = Vec::new();
+    for workers in [1, cores] {
+        let data_dir = std::env::temp_dir().join(format!(
+            "virserver-bench-jobs-{}-{workers}",
+            std::process::id()
+        ));
+        let mut config = Config {
+            data_dir: data_dir.clone(),
+            boards_dir: options.boards_dir.clone(),
+            max_concurrent_jobs: workers,
+            max_queued_jobs: options.jobs as u64 + 1,
+            ..Config::default()
+        };
+        config.prepare_data_dir()?;
+        let app = App::start(config).await?;
+        let started = Instant::now();
+        let mut ids = Vec::new();
+        for i in 0..options.jobs {
+            let job = app
+                .jobs
+                .create(NewJob {
+                    name: format!("bench-{i}"),
+                    backend: BackendKind::Qemu,
+                    board_id: board.id.clone(),
+                    program: ProgramSource::Upload {
+                        name: "bench.elf".into(),
+                        bytes: elf.clone(),
+                    },
+                    timeout_seconds: 60,
+                    expect_exit_code: Some(0),
+                    expect_uart: Vec::new(),
+                    forbid_uart: Vec::new(),
+                    uart_input: None,
+                    coverage: false,
+                })
+                .await?;
+            ids.push(job.id);
+        }
+        let mut passed = 0;
+        for id in &ids {
+            loop {
+                let job = app.jobs.get(id).await?;
+                if crate::jobs::service::JobService::is_terminal(&job.state) {
+                    passed += usize::from(job.state == "PASSED");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let rate = options.jobs as f64 / started.elapsed().as_secs_f64();
+        app.stop().await;
+        let _ = std::fs::remove_dir_all(&data_dir);
+        if passed != options.jobs {
+            bail!("only {passed} of {} jobs passed", options.jobs);
+        }
+        results.push((workers, rate));
+    }
+    println!(
+        "{} jobs of {} on {}",
+        options.jobs,
+        options.elf.display(),
+        options.board
+    );
+    println!("  bare shell loop (sequential QEMU runs)   {bare:7.1} jobs/s");
+    for (workers, rate) in results {
+        println!(
+            "  embedded queue, {workers} worker(s)              {rate:7.1} jobs/s  ({:.2}x of the bare loop)",
+            rate / bare
+        );
+    }
+    Ok(())
 }

@@ -43,6 +43,17 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How many bytes of recent UART output a late subscriber is replayed.
     pub uart_replay_bytes: usize,
+    /// This server's name in a cluster; jobs record which node ran them.
+    pub node_name: String,
+    /// Redis URL: jobs go through Redis Streams and events cross nodes. `None`: the
+    /// embedded queue (persisted in the database).
+    pub redis_url: Option<String>,
+    /// Jobs this node runs at once.
+    pub max_concurrent_jobs: usize,
+    /// Jobs waiting or running before `createJob` answers QUEUE_FULL.
+    pub max_queued_jobs: u64,
+    /// A job whose node stopped heartbeating for this long is run again elsewhere.
+    pub job_reclaim_seconds: u64,
 }
 
 impl Default for Config {
@@ -54,8 +65,22 @@ impl Default for Config {
             boards_dir: PathBuf::from("boards"),
             max_upload_bytes: 32 * 1024 * 1024,
             uart_replay_bytes: 64 * 1024,
+            node_name: default_node_name(),
+            redis_url: None,
+            max_concurrent_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_queued_jobs: 1000,
+            job_reclaim_seconds: 30,
         }
     }
+}
+
+/// The host name, which is what a node is called unless told otherwise.
+fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "node".to_owned())
 }
 
 /// The optional config file: the same keys as `Config`, all optional.
@@ -68,6 +93,11 @@ pub struct ConfigFile {
     pub boards_dir: Option<PathBuf>,
     pub max_upload_bytes: Option<u64>,
     pub uart_replay_bytes: Option<usize>,
+    pub node_name: Option<String>,
+    pub redis_url: Option<String>,
+    pub max_concurrent_jobs: Option<usize>,
+    pub max_queued_jobs: Option<u64>,
+    pub job_reclaim_seconds: Option<u64>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -88,6 +118,21 @@ pub struct ConfigOverrides {
     /// Largest program upload accepted, in bytes.
     #[arg(long, env = "VIRSERVER_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// Name of this node in a cluster (default: the host name).
+    #[arg(long, env = "VIRSERVER_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Redis URL: share jobs and events with other nodes through Redis Streams.
+    #[arg(long = "redis", env = "VIRSERVER_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Jobs this node runs at once (default: the number of cores).
+    #[arg(long, env = "VIRSERVER_MAX_CONCURRENT_JOBS")]
+    pub max_concurrent_jobs: Option<usize>,
+    /// Jobs waiting or running before createJob answers QUEUE_FULL.
+    #[arg(long, env = "VIRSERVER_MAX_QUEUED_JOBS")]
+    pub max_queued_jobs: Option<u64>,
+    /// Seconds without a heartbeat before another node takes a job over.
+    #[arg(long, env = "VIRSERVER_JOB_RECLAIM_SECONDS")]
+    pub job_reclaim_seconds: Option<u64>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -113,6 +158,11 @@ impl Config {
         set(&mut self.boards_dir, file.boards_dir);
         set(&mut self.max_upload_bytes, file.max_upload_bytes);
         set(&mut self.uart_replay_bytes, file.uart_replay_bytes);
+        set(&mut self.node_name, file.node_name);
+        set_opt(&mut self.redis_url, file.redis_url);
+        set(&mut self.max_concurrent_jobs, file.max_concurrent_jobs);
+        set(&mut self.max_queued_jobs, file.max_queued_jobs);
+        set(&mut self.job_reclaim_seconds, file.job_reclaim_seconds);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -121,6 +171,11 @@ impl Config {
         set_opt(&mut self.database, overrides.database.clone());
         set(&mut self.boards_dir, overrides.boards_dir.clone());
         set(&mut self.max_upload_bytes, overrides.max_upload_bytes);
+        set(&mut self.node_name, overrides.node_name.clone());
+        set_opt(&mut self.redis_url, overrides.redis_url.clone());
+        set(&mut self.max_concurrent_jobs, overrides.max_concurrent_jobs);
+        set(&mut self.max_queued_jobs, overrides.max_queued_jobs);
+        set(&mut self.job_reclaim_seconds, overrides.job_reclaim_seconds);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

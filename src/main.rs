@@ -22,6 +22,10 @@ enum Command {
     Serve(ConfigOverrides),
     /// Print the GraphQL schema (SDL) that the server serves.
     Schema,
+    /// Run one firmware job here, with no server; exit 0 only when every rule passed.
+    Run(virserver::jobs::cli::RunCommand),
+    /// Send one firmware job to a server and wait for its verdict (same flags as run).
+    Submit(virserver::jobs::submit::SubmitCommand),
     /// Line coverage from saved QEMU traces (offline), or merge LCOV files.
     Coverage(virserver::coverage::CoverageCommand),
     /// Measure against the bare tools, in one run.
@@ -33,35 +37,55 @@ enum Command {
 enum BenchCommand {
     /// Power-on to first UART byte: through the server vs a bare QEMU start.
     Boot(virserver::bench::BootBench),
+    /// Jobs per second: the embedded queue vs a bare shell loop of the same QEMU runs.
+    Jobs(virserver::bench::JobsBench),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `run` and `submit` keep 1 and 2 for failed and timed-out jobs: their own errors are 3.
+    let error_status = match cli.command {
+        Command::Run(_) | Command::Submit(_) => 3,
+        _ => 1,
+    };
     let result = match cli.command {
         Command::Schema => {
             print!("{}", virserver::api::schema::sdl());
-            Ok(())
+            Ok(0)
         }
         Command::Serve(overrides) => {
             init_logging("info");
             Config::load(&overrides)
                 .map_err(anyhow::Error::from)
                 .and_then(|config| run(virserver::server::serve(config)))
+                .map(|()| 0)
+        }
+        Command::Run(command) => {
+            init_logging("warn");
+            run(virserver::jobs::cli::run(command))
+        }
+        Command::Submit(command) => {
+            init_logging("warn");
+            run(virserver::jobs::submit::submit(command))
         }
         Command::Coverage(command) => {
             init_logging("warn");
-            run(virserver::coverage::cli(command))
+            run(virserver::coverage::cli(command)).map(|()| 0)
         }
-        Command::Bench(BenchCommand::Boot(options)) => {
+        Command::Bench(command) => {
             init_logging("warn");
-            run(virserver::bench::boot(options))
+            match command {
+                BenchCommand::Boot(options) => run(virserver::bench::boot(options)),
+                BenchCommand::Jobs(options) => run(virserver::bench::jobs(options)),
+            }
+            .map(|()| 0)
         }
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(status) => std::process::ExitCode::from(status),
         Err(error) => {
             eprintln!("virserver: {error:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(error_status)
         }
     }
 }
@@ -75,7 +99,7 @@ fn init_logging(default: &str) {
         .init();
 }
 
-fn run(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn run<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

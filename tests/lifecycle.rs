@@ -128,49 +128,9 @@ async fn a_killed_emulator_makes_the_session_crashed_with_an_event() {
     );
 }
 
-/// A fresh database on the machine's PostgreSQL for one test, dropped afterwards.
-struct PostgresDatabase {
-    name: String,
-}
-
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
-
-impl PostgresDatabase {
-    async fn create() -> Self {
-        use sea_orm::ConnectionTrait;
-        let name = format!("virserver_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(format!("{POSTGRES}/test"))
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (database test) must be running");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Self { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{POSTGRES}/{}", self.name)
-    }
-
-    async fn drop_database(self) {
-        use sea_orm::ConnectionTrait;
-        let admin = sea_orm::Database::connect(format!("{POSTGRES}/test"))
-            .await
-            .unwrap();
-        admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn postgresql_url_works_like_sqlite_and_survives_a_restart() {
-    let database = PostgresDatabase::create().await;
+    let database = common::PostgresDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let url = database.url();

@@ -127,18 +127,20 @@ impl CoverageQuery {
         include: Option<Vec<String>>,
         exclude: Option<Vec<String>>,
     ) -> ApiResult<CoverageReportObject> {
+        let app = app(ctx);
         let session_id = match (session_id, job_id) {
-            (Some(session), None) => session,
+            (Some(session), None) => session.0,
             (None, Some(job)) => {
-                return Err(coded(
-                    "NOT_FOUND",
-                    format!("no job '{}': jobs are not implemented yet", job.0),
-                )
-                .into());
+                let job = app.jobs.get(&job).await?;
+                if !job.coverage {
+                    let message = format!("job '{}' ran without coverage: true", job.id);
+                    return Err(coded("INVALID_STATE", message).into());
+                }
+                let not_run = || coded("NOT_FOUND", format!("job '{}' has not run yet", job.id));
+                job.session_id.clone().ok_or_else(not_run)?
             }
             _ => return Err(coded("BAD_INPUT", "give exactly one of sessionId and jobId").into()),
         };
-        let app = app(ctx);
         let (elf, trace) = app.sessions.coverage_inputs(&session_id).await?;
         let report = crate::coverage::report(
             &elf,

@@ -6,6 +6,7 @@ use async_graphql::{Error, ErrorExtensions};
 use crate::backend::BackendError;
 use crate::catalog::CatalogError;
 use crate::coverage::CoverageError;
+use crate::jobs::service::JobError;
 use crate::programs::ProgramError;
 use crate::sessions::SessionError;
 
@@ -117,6 +118,22 @@ impl From<SessionError> for ApiError {
 impl From<CoverageError> for ApiError {
     fn from(error: CoverageError) -> Self {
         ApiError(coverage_error(&error))
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(error: JobError) -> Self {
+        let message = error.to_string();
+        let code = match error {
+            JobError::Session(inner) => return ApiError(session_error(inner)),
+            JobError::Store(inner) => return ApiError(internal(&inner)),
+            JobError::NotFound(_) => "NOT_FOUND",
+            JobError::BadInput(_) => "BAD_INPUT",
+            JobError::Ended(_) => "INVALID_STATE",
+            JobError::QueueFull { .. } => "QUEUE_FULL",
+            JobError::Queue(_) => "QUEUE_UNAVAILABLE",
+        };
+        ApiError(coded(code, message))
     }
 }
 

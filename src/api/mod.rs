@@ -7,5 +7,6 @@ mod boards;
 mod coverage;
 mod errors;
 pub mod http;
+mod jobs;
 pub mod schema;
 mod sessions;

@@ -7,17 +7,18 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use super::boards::{BoardMutation, BoardQuery};
 use super::coverage::CoverageQuery;
 use super::errors::ErrorCodes;
+use super::jobs::{JobMutation, JobQuery, JobSubscription};
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
 use crate::app::App;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SessionQuery, BoardQuery, CoverageQuery);
+pub struct QueryRoot(SessionQuery, BoardQuery, CoverageQuery, JobQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(SessionMutation, BoardMutation);
+pub struct MutationRoot(SessionMutation, BoardMutation, JobMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(SessionSubscription);
+pub struct SubscriptionRoot(SessionSubscription, JobSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

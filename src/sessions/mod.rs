@@ -112,12 +112,15 @@ pub struct SessionService {
     run_root: PathBuf,
     uart_replay_bytes: usize,
     max_upload_bytes: u64,
+    node: String,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     tracker: TaskTracker,
 }
 
 pub struct ServiceConfig {
     pub data_dir: PathBuf,
+    /// This server's node name: sessions are run (and reconciled) by their own node.
+    pub node: String,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
 }
@@ -137,6 +140,7 @@ impl SessionService {
             run_root: config.data_dir.join("run"),
             uart_replay_bytes: config.uart_replay_bytes,
             max_upload_bytes: config.max_upload_bytes,
+            node: config.node,
             runtimes: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
         }
@@ -146,12 +150,13 @@ impl SessionService {
         self.max_upload_bytes
     }
 
-    /// Sessions that were powered when the server last stopped have lost their emulator
-    /// (it died with the server): mark them CRASHED with the reason.
+    /// This node's sessions that were powered when the server last stopped have lost
+    /// their emulator (it died with the server): mark them CRASHED with the reason.
+    /// Other nodes' sessions (a shared database) are theirs to reconcile.
     pub async fn reconcile(&self) -> Result<usize, SessionError> {
         let mut reconciled = 0;
         for record in self.store.sessions().await? {
-            if SessionState::parse(&record.state).is_powered() {
+            if record.node == self.node && SessionState::parse(&record.state).is_powered() {
                 let runtime = self.runtime(&record.id, &record.state);
                 self.record(
                     &runtime,
@@ -189,8 +194,16 @@ impl SessionService {
             .clone()
     }
 
+    /// A session of this node with its live part. Sessions of other nodes (a shared
+    /// database) can be read, but only their own node runs or streams them.
     async fn existing(&self, id: &str) -> Result<(SessionRecord, Arc<Runtime>), SessionError> {
         let record = self.get(id).await?;
+        if record.node != self.node {
+            return Err(SessionError::InvalidState(format!(
+                "session '{id}' runs on node '{}': use that node's API",
+                record.node
+            )));
+        }
         let runtime = self.runtime(&record.id, &record.state);
         Ok((record, runtime))
     }
@@ -313,6 +326,7 @@ impl SessionService {
             state_reason: None,
             current_program_id: None,
             coverage,
+            node: self.node.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -390,6 +404,15 @@ impl SessionService {
                 let launched = control.as_ref().ok_or_else(|| {
                     SessionError::InvalidState(format!("session '{id}' is not powered on"))
                 })?;
+                // Recorded first, with the state it ends in: the pause and resume that
+                // QEMU then reports are no change, so the history holds one RESET.
+                let state = if halted {
+                    SessionState::Paused
+                } else {
+                    SessionState::Running
+                };
+                self.record(&runtime, EventKind::Reset, state, None, None)
+                    .await?;
                 if halted {
                     launched.machine.pause().await?;
                 }
@@ -398,14 +421,9 @@ impl SessionService {
                     runtime.requested_resets.fetch_sub(1, Ordering::SeqCst);
                     return Err(error.into());
                 }
-                let state = if halted {
-                    SessionState::Paused
-                } else {
+                if !halted {
                     launched.machine.resume().await?;
-                    SessionState::Running
-                };
-                self.record(&runtime, EventKind::Reset, state, None, None)
-                    .await?;
+                }
             }
         }
         drop(control);
@@ -603,6 +621,13 @@ impl SessionService {
         let (_, runtime, _) = self.session_program(session_id, program_id).await?;
         power_off_locked(&mut *runtime.control.lock().await).await;
         self.get(session_id).await
+    }
+
+    /// The stored file of a program.
+    pub async fn program_bytes(&self, program: &ProgramRecord) -> Result<Vec<u8>, SessionError> {
+        tokio::fs::read(self.programs.path_of(&program.sha256))
+            .await
+            .map_err(|error| SessionError::Program(ProgramError::Io(error)))
     }
 
     /// The ELF and execution trace of the session's latest run, for coverage.

@@ -9,7 +9,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002Jobs)]
     }
 }
 
@@ -34,6 +34,7 @@ enum Sessions {
     StateReason,
     CurrentProgramId,
     Coverage,
+    Node,
     CreatedAt,
     UpdatedAt,
 }
@@ -100,6 +101,7 @@ impl MigrationTrait for M0001Initial {
                     .col(text_null(Sessions::StateReason))
                     .col(string_null(Sessions::CurrentProgramId))
                     .col(boolean(Sessions::Coverage).default(false))
+                    .col(string(Sessions::Node).default(""))
                     .col(timestamp_with_time_zone(Sessions::CreatedAt))
                     .col(timestamp_with_time_zone(Sessions::UpdatedAt))
                     .to_owned(),
@@ -164,6 +166,139 @@ impl MigrationTrait for M0001Initial {
             SessionEvents::Table.into_iden(),
             Sessions::Table.into_iden(),
             BoardTemplates::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Jobs {
+    Table,
+    Id,
+    Name,
+    Backend,
+    BoardId,
+    ProgramSha256,
+    ProgramName,
+    TimeoutSeconds,
+    ExpectExitCode,
+    ExpectUart,
+    ForbidUart,
+    UartInput,
+    Coverage,
+    State,
+    FailureReason,
+    ExitCode,
+    Node,
+    Attempt,
+    SessionId,
+    CreatedAt,
+    StartedAt,
+    FinishedAt,
+}
+
+#[derive(DeriveIden)]
+enum Blobs {
+    Table,
+    Sha256,
+    Data,
+}
+
+#[derive(DeriveIden)]
+enum JobArtifacts {
+    Table,
+    JobId,
+    Name,
+    Content,
+}
+
+struct M0002Jobs;
+
+impl MigrationName for M0002Jobs {
+    fn name(&self) -> &str {
+        "m0002_jobs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Jobs {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Jobs::Table)
+                    .if_not_exists()
+                    .col(string(Jobs::Id).primary_key())
+                    .col(string(Jobs::Name))
+                    .col(string(Jobs::Backend))
+                    .col(string(Jobs::BoardId))
+                    .col(string(Jobs::ProgramSha256))
+                    .col(string(Jobs::ProgramName))
+                    .col(integer(Jobs::TimeoutSeconds))
+                    .col(integer_null(Jobs::ExpectExitCode))
+                    .col(text(Jobs::ExpectUart))
+                    .col(text(Jobs::ForbidUart))
+                    .col(text_null(Jobs::UartInput))
+                    .col(boolean(Jobs::Coverage))
+                    .col(string(Jobs::State))
+                    .col(text_null(Jobs::FailureReason))
+                    .col(integer_null(Jobs::ExitCode))
+                    .col(string_null(Jobs::Node))
+                    .col(integer(Jobs::Attempt))
+                    .col(string_null(Jobs::SessionId))
+                    .col(timestamp_with_time_zone(Jobs::CreatedAt))
+                    .col(timestamp_with_time_zone_null(Jobs::StartedAt))
+                    .col(timestamp_with_time_zone_null(Jobs::FinishedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_jobs_state")
+                    .table(Jobs::Table)
+                    .col(Jobs::State)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Blobs::Table)
+                    .if_not_exists()
+                    .col(string(Blobs::Sha256).primary_key())
+                    .col(blob(Blobs::Data))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(JobArtifacts::Table)
+                    .if_not_exists()
+                    .col(string(JobArtifacts::JobId))
+                    .col(string(JobArtifacts::Name))
+                    .col(text(JobArtifacts::Content))
+                    .primary_key(
+                        Index::create()
+                            .col(JobArtifacts::JobId)
+                            .col(JobArtifacts::Name),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            JobArtifacts::Table.into_iden(),
+            Blobs::Table.into_iden(),
+            Jobs::Table.into_iden(),
         ] {
             manager
                 .drop_table(Table::drop().table(table).if_exists().to_owned())

@@ -3,6 +3,7 @@
 //! small, named operations to the services above it.
 
 mod entities;
+mod jobs;
 mod migration;
 
 use chrono::Utc;
@@ -19,6 +20,8 @@ pub use entities::session::Model as SessionRecord;
 pub use entities::session_event::Model as SessionEventRecord;
 
 use entities::{board_template, program, session, session_event};
+
+pub use jobs::{JobRecord, TERMINAL_STATES};
 
 /// A database failure, with the operation that hit it.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,16 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).max_connections(8);
+        // SQLite: a write-ahead log with NORMAL sync commits without an fsync each time
+        // (still safe against a crash of the process; the last commits can be lost on a
+        // power cut), which is what lets a node run many short jobs a second.
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(10))
+        });
         let db = Database::connect(options)
             .await
             .map_err(|error| StoreError::Connect {
@@ -69,6 +82,10 @@ impl Store {
             .await
             .map_err(StoreError::Migrate)?;
         Ok(Self { db })
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     pub async fn close(self) {

@@ -14,6 +14,8 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+pub const JOB: &str = "query($id: ID!) { job(id: $id) { id state exitCode node failureReason attempt uartLog junit lcov session { id } } }";
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -200,6 +202,50 @@ impl Server {
         }
     }
 
+    /// Creates a job with example firmware uploaded in the same request; returns the
+    /// whole response.
+    pub async fn create_job(&self, firmware_name: &str, mut input: Value) -> Value {
+        input["program"] = Value::Null;
+        let operations = json!({
+            "query": "mutation($i: CreateJobInput!) { createJob(input: $i) { id state } }",
+            "variables": { "i": input },
+        });
+        let bytes = std::fs::read(firmware(firmware_name)).unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", json!({ "0": ["variables.i.program"] }).to_string())
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes).file_name(firmware_name.to_owned()),
+            );
+        self.http
+            .post(format!("{}/graphql", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the job until it is in one of `states` (or fails after 60 s).
+    pub async fn wait_job(&self, id: &str, states: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = self.query(JOB, json!({ "id": id })).await["job"].clone();
+            if states.iter().any(|s| job["state"] == *s) {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job stuck: {job}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
         Subscription::open(&self.base, query, variables).await
     }
@@ -289,4 +335,44 @@ async fn next_json(
         }
     }
     None
+}
+
+/// A fresh database on the machine's PostgreSQL for one test, dropped afterwards.
+pub struct PostgresDatabase {
+    name: String,
+}
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
+impl PostgresDatabase {
+    pub async fn create() -> Self {
+        use sea_orm::ConnectionTrait;
+        let name = format!("virserver_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(format!("{POSTGRES}/test"))
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (database test) must be running");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{POSTGRES}/{}", self.name)
+    }
+
+    pub async fn drop_database(self) {
+        use sea_orm::ConnectionTrait;
+        let admin = sea_orm::Database::connect(format!("{POSTGRES}/test"))
+            .await
+            .unwrap();
+        admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .unwrap();
+    }
 }

@@ -1,7 +1,10 @@
 //! sea-orm entities, one file per table. Only `store` uses them; the rest of the server
 //! sees the plain records that `store` returns.
 
+pub mod blob;
 pub mod board_template;
+pub mod job;
+pub mod job_artifact;
 pub mod program;
 pub mod session;
 pub mod session_event;

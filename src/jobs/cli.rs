@@ -1,0 +1,163 @@
+//! `virserver run`: one job, in this process, with no server: a private data dir, the
+//! console streamed to the terminal, artifacts written where asked, and an exit status a
+//! CI step can test (0 passed, 1 failed, 2 timed out, 3 error).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::rules::{Rules, Verdict};
+use super::runner::{self, JobSpec, Progress};
+use crate::app::App;
+use crate::backend::BackendKind;
+use crate::config::Config;
+
+/// The job, as flags shared by `run` and `submit`.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The firmware ELF to run.
+    pub elf: PathBuf,
+    /// Board template id (see boards/).
+    #[arg(long)]
+    pub board: String,
+    #[arg(long, default_value = "qemu", value_parser = parse_backend)]
+    pub backend: BackendKind,
+    /// Seconds before the run is judged TIMED_OUT.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// A regular expression the console must show; several must appear in order.
+    #[arg(long = "expect")]
+    pub expect: Vec<String>,
+    /// A regular expression the console must never show.
+    #[arg(long = "forbid")]
+    pub forbid: Vec<String>,
+    /// The exit code that passes (default 0 when the program exits; without it and with
+    /// --expect, the run passes as soon as every pattern was seen).
+    #[arg(long)]
+    pub expect_exit: Option<i32>,
+    /// Text written to the console UART once the program first prints.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Write LCOV coverage of the run to this file.
+    #[arg(long)]
+    pub coverage: Option<PathBuf>,
+    /// Write a JUnit XML report to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunCommand {
+    #[command(flatten)]
+    pub job: JobArgs,
+    #[arg(long, env = "VIRSERVER_BOARDS_DIR", default_value = "boards")]
+    pub boards_dir: PathBuf,
+}
+
+pub fn parse_backend(text: &str) -> Result<BackendKind, String> {
+    BackendKind::parse(&text.to_ascii_uppercase().replace('-', "_"))
+        .ok_or_else(|| format!("unknown backend '{text}' (qemu, renode, skyeye, probe-rs)"))
+}
+
+/// Exit statuses of `run` and `submit`.
+pub fn exit_status(verdict: &Verdict) -> u8 {
+    match verdict {
+        Verdict::Passed => 0,
+        Verdict::Failed(_) => 1,
+        Verdict::TimedOut(_) => 2,
+        Verdict::Error(_) | Verdict::Cancelled => 3,
+    }
+}
+
+pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
+    let boards_dir = command.boards_dir;
+    let command = command.job;
+    let program = std::fs::read(&command.elf)
+        .with_context(|| format!("cannot read {}", command.elf.display()))?;
+    let rules = Rules::new(&command.expect, &command.forbid, command.expect_exit)?;
+    let data_dir =
+        std::env::temp_dir().join(format!("virserver-run-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = Config {
+        data_dir: data_dir.clone(),
+        boards_dir,
+        ..Config::default()
+    };
+    config.prepare_data_dir()?;
+    let app = App::start(config).await?;
+    let spec = JobSpec {
+        name: command
+            .elf
+            .file_name()
+            .map_or("firmware".into(), |n| n.to_string_lossy().into_owned()),
+        backend: command.backend,
+        board_id: command.board.clone(),
+        program_name: command.elf.display().to_string(),
+        program,
+        timeout: Duration::from_secs(command.timeout),
+        rules,
+        uart_input: command.input.clone(),
+        coverage: command.coverage.is_some(),
+    };
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let tty = std::io::stderr().is_terminal();
+    if tty {
+        eprintln!(
+            "virserver: running {} on {} (timeout {} s)",
+            spec.name, spec.board_id, command.timeout
+        );
+    }
+    let show = |progress: Progress| {
+        if let Progress::Console(text) = progress {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+    };
+    let outcome = runner::run(&app.sessions, &spec, &cancel, &show).await;
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    write_artifacts(&command, Some(&outcome.junit), outcome.lcov.as_deref())?;
+    let reason = outcome
+        .verdict
+        .reason()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    eprintln!(
+        "virserver: {}{reason} ({:.2} s)",
+        outcome.verdict.state(),
+        outcome.elapsed.as_secs_f64()
+    );
+    Ok(exit_status(&outcome.verdict))
+}
+
+/// Writes the reports the command asked for.
+pub fn write_artifacts(
+    job: &JobArgs,
+    junit: Option<&str>,
+    lcov: Option<&str>,
+) -> anyhow::Result<()> {
+    let write = |path: &PathBuf, text: &str| {
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    match (&job.junit, junit) {
+        (Some(path), Some(text)) => write(path, text)?,
+        (Some(_), None) => eprintln!("virserver: no JUnit report was made"),
+        _ => {}
+    }
+    match (&job.coverage, lcov) {
+        (Some(path), Some(text)) => write(path, text)?,
+        (Some(_), None) => eprintln!("virserver: no coverage was collected"),
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Runs one job on the session machinery: a session of its own, the program uploaded
+//! and validated like any other, power on, the console fed to the rules, and the verdict
+//! as soon as it is certain (exit, forbidden output, all expected output seen, time-out,
+//! or cancellation). The same code serves queued jobs and `virserver run`.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::junit::{self, JunitInput};
+use super::rules::{RuleCheck, Rules, Verdict};
+use crate::backend::BackendKind;
+use crate::coverage::PathFilter;
+use crate::sessions::{EventKind, PowerAction, SessionError, SessionService, next_live};
+
+/// Console text kept for the log artifact; older output is cut (and the cut marked).
+const MAX_CONSOLE: usize = 1024 * 1024;
+
+/// What to run and how to judge it.
+pub struct JobSpec {
+    pub name: String,
+    pub backend: BackendKind,
+    pub board_id: String,
+    pub program_name: String,
+    pub program: Vec<u8>,
+    pub timeout: Duration,
+    pub rules: Rules,
+    /// Written to the console once the program first prints.
+    pub uart_input: Option<String>,
+    pub coverage: bool,
+}
+
+/// What happened while a job ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    SessionCreated(String),
+    PoweredOn,
+    Console(String),
+}
+
+pub struct JobOutcome {
+    pub verdict: Verdict,
+    pub exit_code: Option<i32>,
+    pub session_id: Option<String>,
+    pub console: String,
+    pub junit: String,
+    pub lcov: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Runs the job to its verdict; errors of the infrastructure (not of the firmware) are
+/// `Verdict::Error`, never lost.
+pub async fn run(
+    sessions: &SessionService,
+    spec: &JobSpec,
+    cancel: &CancellationToken,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> JobOutcome {
+    let started = Instant::now();
+    let mut check = RuleCheck::new(spec.rules.clone());
+    let mut console = Console::default();
+    let mut session_id = None;
+    let mut exit_code = None;
+    let result = drive(
+        sessions,
+        spec,
+        cancel,
+        progress,
+        &mut check,
+        &mut console,
+        &mut session_id,
+        &mut exit_code,
+    )
+    .await;
+    let verdict = result.unwrap_or_else(|error| Verdict::Error(error.to_string()));
+    if let Some(id) = &session_id {
+        let _ = sessions.power(id, PowerAction::Off, false).await;
+    }
+    let lcov = match (&session_id, spec.coverage) {
+        (Some(id), true) => coverage_lcov(sessions, id).await,
+        _ => None,
+    };
+    let elapsed = started.elapsed();
+    let text = console.text();
+    let junit = junit::render(&JunitInput {
+        job_name: &spec.name,
+        board: &spec.board_id,
+        verdict: &verdict,
+        outcomes: &check.outcomes(),
+        seconds: elapsed.as_secs_f64(),
+        console: &text,
+    });
+    JobOutcome {
+        verdict,
+        exit_code,
+        session_id,
+        console: text,
+        junit,
+        lcov,
+        elapsed,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    sessions: &SessionService,
+    spec: &JobSpec,
+    cancel: &CancellationToken,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    check: &mut RuleCheck,
+    console: &mut Console,
+    session_id: &mut Option<String>,
+    exit_code: &mut Option<i32>,
+) -> Result<Verdict, SessionError> {
+    let session = sessions
+        .create(
+            &format!("job {}", spec.name),
+            spec.backend,
+            &spec.board_id,
+            spec.coverage,
+        )
+        .await?;
+    *session_id = Some(session.id.clone());
+    progress(Progress::SessionCreated(session.id.clone()));
+    sessions
+        .upload_program(&session.id, &spec.program_name, &spec.program)
+        .await?;
+    let (_, mut uart) = sessions.subscribe_uart(&session.id).await?;
+    let mut events = sessions.subscribe_events(&session.id).await?;
+    sessions.power(&session.id, PowerAction::On, false).await?;
+    progress(Progress::PoweredOn);
+    let deadline = tokio::time::sleep(spec.timeout);
+    tokio::pin!(deadline);
+    let mut input = spec.uart_input.clone();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(Verdict::Cancelled),
+            () = &mut deadline => return Ok(check.timed_out(spec.timeout.as_secs())),
+            chunk = next_live(&mut uart) => {
+                let Some(chunk) = chunk else { continue };
+                console.push(&chunk.data);
+                progress(Progress::Console(chunk.data.clone()));
+                if let Some(text) = input.take() {
+                    sessions.send_uart_input(&session.id, text.as_bytes()).await?;
+                }
+                if let Some(verdict) = check.console(&chunk.data) {
+                    return Ok(verdict);
+                }
+            }
+            event = events.recv() => match event {
+                Ok(event) if event.kind == EventKind::Exited => {
+                    // Output is recorded before the exit: take what is still queued.
+                    while let Ok(chunk) = uart.try_recv() {
+                        console.push(&chunk.data);
+                        if let Some(verdict) = check.console(&chunk.data) {
+                            *exit_code = event.exit_code;
+                            return Ok(verdict);
+                        }
+                    }
+                    let code = event.exit_code.unwrap_or(-1);
+                    *exit_code = Some(code);
+                    return Ok(check.exited(code));
+                }
+                Ok(event) if event.kind == EventKind::Crashed => {
+                    return Ok(Verdict::Error(format!(
+                        "the emulator crashed: {}",
+                        event.message.unwrap_or_default()
+                    )));
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Ok(Verdict::Error("the session went away".into())),
+            },
+        }
+    }
+}
+
+async fn coverage_lcov(sessions: &SessionService, session_id: &str) -> Option<String> {
+    let (elf, trace) = sessions.coverage_inputs(session_id).await.ok()?;
+    match crate::coverage::report(&elf, &[trace], &PathFilter::default()).await {
+        Ok(report) => Some(report.to_lcov()),
+        Err(error) => {
+            tracing::warn!(%error, "job coverage failed");
+            None
+        }
+    }
+}
+
+/// The console log of a job, bounded.
+#[derive(Default)]
+struct Console {
+    text: String,
+    cut: bool,
+}
+
+impl Console {
+    fn push(&mut self, data: &str) {
+        self.text.push_str(data);
+        if self.text.len() > MAX_CONSOLE {
+            let mut cut = self.text.len() - MAX_CONSOLE / 2;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.text.drain(..cut);
+            self.cut = true;
+        }
+    }
+
+    fn text(&self) -> String {
+        if self.cut {
+            format!("[earlier output cut]\n{}", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}

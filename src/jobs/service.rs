@@ -1,0 +1,542 @@
+//! The job service: accepts jobs, queues them (embedded or Redis Streams), runs them on
+//! this node's workers, and records verdicts and artifacts.
+//!
+//! Delivery is at-least-once: a job held by a node that died is reclaimed and run
+//! again. Completion is therefore idempotent: a job is claimed as a numbered attempt,
+//! and only the attempt that still holds it can record its end (a conditional update
+//! in `store`). Cancelling marks the job in the database (so every node sees it) and
+//! stops it where it runs: at once on this node, through the event bus on others, and
+//! at the next heartbeat in any case.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use virserver_queue::{Delivery, JobQueue, QueueError};
+
+use super::rules::{Rules, Verdict};
+use super::runner::{self, JobSpec, Progress};
+use crate::backend::{BackendKind, Backends};
+use crate::catalog::Catalog;
+use crate::programs::validate_elf;
+use crate::sessions::{SessionError, SessionService};
+use crate::store::{JobRecord, Store, StoreError, TERMINAL_STATES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no job '{0}'")]
+    NotFound(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("job '{0}' has already ended")]
+    Ended(String),
+    #[error("the queue holds {limit} jobs, its limit: try again later")]
+    QueueFull { limit: u64 },
+    #[error("the job queue is unavailable: {0}")]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job as submitted.
+pub struct NewJob {
+    pub name: String,
+    pub backend: BackendKind,
+    pub board_id: String,
+    pub program: ProgramSource,
+    pub timeout_seconds: u64,
+    pub expect_exit_code: Option<i32>,
+    pub expect_uart: Vec<String>,
+    pub forbid_uart: Vec<String>,
+    pub uart_input: Option<String>,
+    pub coverage: bool,
+}
+
+pub enum ProgramSource {
+    Upload { name: String, bytes: Vec<u8> },
+    Existing { program_id: String },
+}
+
+/// What subscribers of `jobEvents` see; crosses nodes as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub job_id: String,
+    pub state: String,
+    pub message: String,
+    pub node: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Messages on the cross-node bus.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BusMessage {
+    Event(JobEvent),
+    Cancel { job_id: String },
+}
+
+const BUS_CHANNEL: &str = "virserver:jobs";
+pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600;
+
+pub struct JobServiceConfig {
+    pub node: String,
+    pub max_concurrent: usize,
+    pub max_queued: u64,
+    pub heartbeat: Duration,
+    pub max_upload_bytes: u64,
+}
+
+pub struct JobService {
+    store: Store,
+    sessions: Arc<SessionService>,
+    catalog: Arc<Catalog>,
+    backends: Backends,
+    queue: Arc<dyn JobQueue>,
+    bus: Option<Arc<virserver_queue::RedisEvents>>,
+    events: broadcast::Sender<JobEvent>,
+    config: JobServiceConfig,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl JobService {
+    pub fn new(
+        store: Store,
+        sessions: Arc<SessionService>,
+        catalog: Arc<Catalog>,
+        backends: Backends,
+        queue: Arc<dyn JobQueue>,
+        bus: Option<Arc<virserver_queue::RedisEvents>>,
+        config: JobServiceConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            sessions,
+            catalog,
+            backends,
+            queue,
+            bus,
+            events: broadcast::channel(1024).0,
+            config,
+            running: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.config.node
+    }
+
+    /// Starts the workers (and the bus listener). `requeue` re-enqueues the jobs the
+    /// database says are unfinished: the embedded queue's persistence.
+    pub async fn start(self: &Arc<Self>, requeue: bool) -> Result<(), JobError> {
+        if requeue {
+            for id in self.store.job_ids_in(&["QUEUED", "RUNNING"]).await? {
+                self.queue.enqueue(&id).await?;
+            }
+        }
+        if let Some(bus) = &self.bus {
+            let mut messages = bus.subscribe(BUS_CHANNEL).await?;
+            let service = self.clone();
+            self.tracker.spawn(async move {
+                use futures_util::StreamExt;
+                loop {
+                    let message = tokio::select! {
+                        () = service.shutdown.cancelled() => break,
+                        message = messages.next() => message,
+                    };
+                    let Some(message) = message else { break };
+                    match serde_json::from_str::<BusMessage>(&message) {
+                        Ok(BusMessage::Event(event)) => {
+                            let _ = service.events.send(event);
+                        }
+                        Ok(BusMessage::Cancel { job_id }) => service.cancel_local(&job_id),
+                        Err(error) => tracing::warn!(%error, "bad message on the job bus"),
+                    }
+                }
+            });
+        }
+        for _ in 0..self.config.max_concurrent.max(1) {
+            let service = self.clone();
+            self.tracker.spawn(async move { service.work().await });
+        }
+        Ok(())
+    }
+
+    /// Stops taking jobs and waits for the workers. Jobs running here are left
+    /// unfinished: they run again (after a restart, or on another node).
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<JobRecord, JobError> {
+        self.store
+            .job(id)
+            .await?
+            .ok_or_else(|| JobError::NotFound(id.to_owned()))
+    }
+
+    pub async fn list(
+        &self,
+        state: Option<&str>,
+        first: u64,
+        after: Option<&str>,
+    ) -> Result<Vec<JobRecord>, JobError> {
+        Ok(self.store.jobs(state, first, after).await?)
+    }
+
+    pub async fn artifact(&self, id: &str, name: &str) -> Result<Option<String>, JobError> {
+        Ok(self.store.artifact(id, name).await?)
+    }
+
+    pub async fn create(&self, job: NewJob) -> Result<JobRecord, JobError> {
+        let name = job.name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(JobError::BadInput(
+                "name must be 1 to 200 characters".into(),
+            ));
+        }
+        if job.timeout_seconds == 0 || job.timeout_seconds > MAX_TIMEOUT_SECONDS {
+            return Err(JobError::BadInput(format!(
+                "timeoutSeconds must be between 1 and {MAX_TIMEOUT_SECONDS}"
+            )));
+        }
+        Rules::new(&job.expect_uart, &job.forbid_uart, job.expect_exit_code)
+            .map_err(|error| JobError::BadInput(error.to_string()))?;
+        let board = self
+            .catalog
+            .board(&job.board_id)
+            .await
+            .map_err(SessionError::from)?
+            .board;
+        let backend = self.backends.get(job.backend).ok_or_else(|| {
+            JobError::BadInput(format!("backend {} is not built in", job.backend.as_str()))
+        })?;
+        backend.supports_board(&board).map_err(SessionError::from)?;
+        let (program_name, bytes) = match job.program {
+            ProgramSource::Upload { name, bytes } => (name, bytes),
+            ProgramSource::Existing { program_id } => {
+                let program = self.sessions.program(&program_id).await?;
+                let bytes = self.sessions.program_bytes(&program).await?;
+                (program.name, bytes)
+            }
+        };
+        if bytes.len() as u64 > self.config.max_upload_bytes {
+            return Err(SessionError::TooLarge {
+                what: "the program",
+                size: bytes.len() as u64,
+                limit: self.config.max_upload_bytes,
+            }
+            .into());
+        }
+        let summary = validate_elf(&bytes, &board).map_err(SessionError::from)?;
+        let queued = self.store.count_jobs_in(&["QUEUED", "RUNNING"]).await?;
+        if queued >= self.config.max_queued {
+            return Err(JobError::QueueFull {
+                limit: self.config.max_queued,
+            });
+        }
+        self.store.put_blob(&summary.sha256, &bytes).await?;
+        let record = JobRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            backend: job.backend.as_str().to_owned(),
+            board_id: board.id,
+            program_sha256: summary.sha256,
+            program_name,
+            timeout_seconds: job.timeout_seconds as i32,
+            expect_exit_code: job.expect_exit_code,
+            expect_uart: serde_json::to_string(&job.expect_uart).unwrap_or_default(),
+            forbid_uart: serde_json::to_string(&job.forbid_uart).unwrap_or_default(),
+            uart_input: job.uart_input,
+            coverage: job.coverage,
+            state: "QUEUED".to_owned(),
+            failure_reason: None,
+            exit_code: None,
+            node: None,
+            attempt: 0,
+            session_id: None,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        };
+        self.store.insert_job(record.clone()).await?;
+        if let Err(error) = self.queue.enqueue(&record.id).await {
+            let reason = format!("could not be queued: {error}");
+            let _ = self.store.claim_job(&record.id, &self.config.node).await;
+            let _ = self
+                .store
+                .finish_job(&record.id, 1, "ERROR", None, Some(reason))
+                .await;
+            return Err(match error {
+                QueueError::Full { .. } => JobError::QueueFull {
+                    limit: self.config.max_queued,
+                },
+                other => other.into(),
+            });
+        }
+        self.emit(&record.id, "QUEUED", "queued".into()).await;
+        Ok(record)
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<JobRecord, JobError> {
+        let job = self.get(id).await?;
+        if !self.store.cancel_job(id).await? {
+            return Err(JobError::Ended(job.id));
+        }
+        self.cancel_local(id);
+        if let Some(bus) = &self.bus {
+            let message = serde_json::to_string(&BusMessage::Cancel {
+                job_id: id.to_owned(),
+            })
+            .unwrap_or_default();
+            if let Err(error) = bus.publish(BUS_CHANNEL, &message).await {
+                tracing::warn!(%error, "cancel not sent to other nodes; they see it at their next heartbeat");
+            }
+        }
+        self.emit(id, "CANCELLED", "cancelled".into()).await;
+        self.get(id).await
+    }
+
+    fn cancel_local(&self, id: &str) {
+        if let Some(token) = self.lock_running().get(id) {
+            token.cancel();
+        }
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn emit(&self, job_id: &str, state: &str, message: String) {
+        let event = JobEvent {
+            job_id: job_id.to_owned(),
+            state: state.to_owned(),
+            message,
+            node: self.config.node.clone(),
+            at: Utc::now(),
+        };
+        match &self.bus {
+            // Through the bus only, so that every node (this one too) sees it once.
+            Some(bus) => {
+                let message =
+                    serde_json::to_string(&BusMessage::Event(event.clone())).unwrap_or_default();
+                if bus.publish(BUS_CHANNEL, &message).await.is_err() {
+                    let _ = self.events.send(event);
+                }
+            }
+            None => {
+                let _ = self.events.send(event);
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            let next = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                next = self.queue.next(&self.config.node, Duration::from_secs(1)) => next,
+            };
+            match next {
+                Ok(Some(delivery)) => {
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = self.process(&delivery) => {}
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "job queue");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn process(&self, delivery: &Delivery) {
+        let id = delivery.job_id.clone();
+        let attempt = match self.store.claim_job(&id, &self.config.node).await {
+            Ok(Some(attempt)) => attempt,
+            Ok(None) => {
+                // Finished or cancelled already (a duplicate delivery): nothing to do.
+                let _ = self.queue.ack(delivery).await;
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, job = %id, "cannot claim a job; it will be delivered again");
+                return;
+            }
+        };
+        let job = match self.get(&id).await {
+            Ok(job) => job,
+            Err(error) => {
+                tracing::error!(%error, job = %id, "claimed job vanished");
+                return;
+            }
+        };
+        let cancel = CancellationToken::new();
+        self.lock_running().insert(id.clone(), cancel.clone());
+        self.emit(
+            &id,
+            "RUNNING",
+            format!("running on {} (attempt {attempt})", self.config.node),
+        )
+        .await;
+        let heartbeat = self.heartbeat(delivery, &id, cancel.clone());
+        let outcome = tokio::select! {
+            outcome = self.run(&job, &cancel) => outcome,
+            () = heartbeat => None,
+        };
+        self.lock_running().remove(&id);
+        let Some(outcome) = outcome else {
+            // Taken over by another node: the job is theirs now.
+            return;
+        };
+        if let Err(error) = self.record(&job, attempt, &outcome).await {
+            tracing::error!(%error, job = %id, "cannot record a job's end; it will be delivered again");
+            return;
+        }
+        if let Err(error) = self.queue.ack(delivery).await {
+            tracing::warn!(%error, job = %id, "ack failed; a duplicate delivery will be skipped");
+        }
+    }
+
+    /// Keeps the delivery held while the job runs; cancels the job when it was
+    /// cancelled (seen in the database) and ends when another node took it over.
+    async fn heartbeat(&self, delivery: &Delivery, id: &str, cancel: CancellationToken) {
+        let mut interval = tokio::time::interval(self.config.heartbeat);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            match self.queue.heartbeat(&self.config.node, delivery).await {
+                Err(QueueError::NotHeld { .. }) => {
+                    tracing::warn!(job = %id, "the job was taken over by another node");
+                    cancel.cancel();
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, job = %id, "heartbeat failed"),
+                Ok(()) => {}
+            }
+            if let Ok(Some(job)) = self.store.job(id).await
+                && job.state == "CANCELLED"
+            {
+                cancel.cancel();
+            }
+        }
+    }
+
+    async fn run(&self, job: &JobRecord, cancel: &CancellationToken) -> Option<runner::JobOutcome> {
+        let spec = match self.spec(job).await {
+            Ok(spec) => spec,
+            Err(error) => {
+                return Some(runner::JobOutcome {
+                    verdict: Verdict::Error(error.to_string()),
+                    exit_code: None,
+                    session_id: None,
+                    console: String::new(),
+                    junit: String::new(),
+                    lcov: None,
+                    elapsed: Duration::ZERO,
+                });
+            }
+        };
+        let store = self.store.clone();
+        let job_id = job.id.clone();
+        let progress = move |progress: Progress| {
+            if let Progress::SessionCreated(session) = progress {
+                let store = store.clone();
+                let job_id = job_id.clone();
+                tokio::spawn(async move {
+                    let _ = store.set_job_session(&job_id, &session).await;
+                });
+            }
+        };
+        Some(runner::run(&self.sessions, &spec, cancel, &progress).await)
+    }
+
+    async fn spec(&self, job: &JobRecord) -> Result<JobSpec, JobError> {
+        let program = self.store.blob(&job.program_sha256).await?.ok_or_else(|| {
+            JobError::BadInput(format!(
+                "the program {} is missing from the database",
+                job.program_sha256
+            ))
+        })?;
+        let list = |text: &str| serde_json::from_str::<Vec<String>>(text).unwrap_or_default();
+        Ok(JobSpec {
+            name: job.name.clone(),
+            backend: BackendKind::parse(&job.backend).unwrap_or(BackendKind::Qemu),
+            board_id: job.board_id.clone(),
+            program_name: job.program_name.clone(),
+            program,
+            timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
+            rules: Rules::new(
+                &list(&job.expect_uart),
+                &list(&job.forbid_uart),
+                job.expect_exit_code,
+            )
+            .map_err(|e| JobError::BadInput(e.to_string()))?,
+            uart_input: job.uart_input.clone(),
+            coverage: job.coverage,
+        })
+    }
+
+    async fn record(
+        &self,
+        job: &JobRecord,
+        attempt: i32,
+        outcome: &runner::JobOutcome,
+    ) -> Result<(), JobError> {
+        self.store
+            .put_artifact(&job.id, "console.log", &outcome.console)
+            .await?;
+        if !outcome.junit.is_empty() {
+            self.store
+                .put_artifact(&job.id, "junit.xml", &outcome.junit)
+                .await?;
+        }
+        if let Some(lcov) = &outcome.lcov {
+            self.store
+                .put_artifact(&job.id, "coverage.info", lcov)
+                .await?;
+        }
+        if let Some(session) = &outcome.session_id {
+            self.store.set_job_session(&job.id, session).await?;
+        }
+        let state = outcome.verdict.state();
+        let finished = self
+            .store
+            .finish_job(
+                &job.id,
+                attempt,
+                state,
+                outcome.exit_code,
+                outcome.verdict.reason(),
+            )
+            .await?;
+        if finished {
+            let message = outcome.verdict.reason().unwrap_or_else(|| "passed".into());
+            self.emit(&job.id, state, message).await;
+        }
+        Ok(())
+    }
+
+    /// Whether a state is final.
+    pub fn is_terminal(state: &str) -> bool {
+        TERMINAL_STATES.contains(&state)
+    }
+}

@@ -1,0 +1,124 @@
+//! `virserver submit`: the same job as `virserver run`, sent to a server (or a cluster
+//! behind one URL) through its GraphQL API. It polls the job, prints the console as it
+//! grows, writes the reports, and exits with the same statuses as `run`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::cli::{JobArgs, write_artifacts};
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitCommand {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The server's base URL, e.g. http://ci-emulators:8080
+    #[arg(long, env = "VIRSERVER_SERVER")]
+    pub server: String,
+}
+
+const CREATE: &str = "mutation($i: CreateJobInput!) { createJob(input: $i) { id } }";
+const POLL: &str = "query($id: ID!) { job(id: $id) { state failureReason session { uartText } } }";
+const FINAL: &str =
+    "query($id: ID!) { job(id: $id) { state failureReason exitCode node uartLog junit lcov } }";
+
+pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
+    let job = &command.job;
+    let url = format!("{}/graphql", command.server.trim_end_matches('/'));
+    let bytes =
+        std::fs::read(&job.elf).with_context(|| format!("cannot read {}", job.elf.display()))?;
+    let input = json!({
+        "name": job.elf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        "backend": job.backend.as_str(),
+        "boardTemplate": job.board,
+        "program": null,
+        "timeoutSeconds": job.timeout,
+        "expectExitCode": job.expect_exit,
+        "expectUart": job.expect,
+        "forbidUart": job.forbid,
+        "uartInput": job.input,
+        "coverage": job.coverage.is_some(),
+    });
+    let form = reqwest::multipart::Form::new()
+        .text(
+            "operations",
+            json!({ "query": CREATE, "variables": { "i": input } }).to_string(),
+        )
+        .text("map", json!({ "0": ["variables.i.program"] }).to_string())
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(bytes).file_name("program.elf"),
+        );
+    let http = reqwest::Client::new();
+    let created = graphql(http.post(&url).multipart(form)).await?;
+    let id = created["createJob"]["id"]
+        .as_str()
+        .context("no job id in the answer")?
+        .to_owned();
+    eprintln!("virserver: job {id} queued on {}", command.server);
+
+    let mut printed = 0usize;
+    loop {
+        let data = graphql(
+            http.post(&url)
+                .json(&json!({ "query": POLL, "variables": { "id": id } })),
+        )
+        .await?;
+        let uart = data["job"]["session"]["uartText"].as_str().unwrap_or("");
+        // The server keeps a bounded tail; print what is new since the last poll.
+        if uart.len() > printed && uart.is_char_boundary(printed) {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(&uart.as_bytes()[printed..]);
+            let _ = stdout.flush();
+        }
+        printed = uart.len();
+        let state = data["job"]["state"].as_str().unwrap_or("");
+        if !matches!(state, "QUEUED" | "RUNNING") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let data = graphql(
+        http.post(&url)
+            .json(&json!({ "query": FINAL, "variables": { "id": id } })),
+    )
+    .await?;
+    let job_data = &data["job"];
+    write_artifacts(job, job_data["junit"].as_str(), job_data["lcov"].as_str())?;
+    let state = job_data["state"].as_str().unwrap_or("ERROR");
+    let reason = job_data["failureReason"]
+        .as_str()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    eprintln!(
+        "virserver: {state}{reason} (node {})",
+        job_data["node"].as_str().unwrap_or("?")
+    );
+    Ok(match state {
+        "PASSED" => 0,
+        "FAILED" => 1,
+        "TIMED_OUT" => 2,
+        _ => 3,
+    })
+}
+
+/// Sends a request and returns `data`, or fails with the server's error and code.
+async fn graphql(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    let response: Value = request
+        .send()
+        .await
+        .context("cannot reach the server")?
+        .json()
+        .await
+        .context("the server did not answer with JSON")?;
+    if let Some(error) = response["errors"].get(0) {
+        bail!(
+            "{} ({})",
+            error["message"].as_str().unwrap_or("error"),
+            error["extensions"]["code"].as_str().unwrap_or("no code")
+        );
+    }
+    Ok(response["data"].clone())
+}

@@ -1,0 +1,174 @@
+//! Several nodes sharing one PostgreSQL and one Redis: jobs are spread over the nodes,
+//! each finishes exactly once, a node killed mid-job loses nothing, and a cancel sent
+//! to one node stops the job on another. Each test uses its own PostgreSQL database and
+//! its own Redis database number.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{PostgresDatabase, Server};
+use serde_json::json;
+
+/// Empties Redis database `n` and returns its URL.
+fn redis_db(n: u32) -> String {
+    let status = std::process::Command::new("redis-cli")
+        .args(["-n", &n.to_string(), "flushdb"])
+        .status()
+        .expect("redis-cli must be installed, with Redis on 127.0.0.1:6379");
+    assert!(status.success());
+    format!("redis://127.0.0.1:6379/{n}")
+}
+
+async fn node(
+    dir: &std::path::Path,
+    name: &str,
+    database: &str,
+    redis: &str,
+    extra: &[&str],
+) -> Server {
+    let mut args = vec![
+        "--node-name",
+        name,
+        "--database",
+        database,
+        "--redis",
+        redis,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&dir.join(name), &args).await
+}
+
+#[tokio::test]
+async fn two_nodes_share_twenty_jobs_each_finishing_once_and_cancel_crosses_nodes() {
+    let database = PostgresDatabase::create().await;
+    let redis = redis_db(11);
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(
+        dir.path(),
+        "node-a",
+        &database.url(),
+        &redis,
+        &["--max-concurrent-jobs", "2"],
+    )
+    .await;
+    let b = node(
+        dir.path(),
+        "node-b",
+        &database.url(),
+        &redis,
+        &["--max-concurrent-jobs", "2"],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let response = server.create_job(
+            "hello-mps2-an385.elf",
+            json!({ "name": format!("job-{i}"), "boardTemplate": "mps2-an385", "expectExitCode": 0 }),
+        )
+        .await;
+        ids.push(
+            response["data"]["createJob"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{response}"))
+                .to_owned(),
+        );
+    }
+    let mut nodes = HashSet::new();
+    for id in &ids {
+        let job = a
+            .wait_job(id, &["PASSED", "FAILED", "ERROR", "TIMED_OUT"])
+            .await;
+        assert_eq!(job["state"], "PASSED", "{job}");
+        assert_eq!(job["attempt"], 1, "ran exactly once: {job}");
+        nodes.insert(job["node"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(nodes.len(), 2, "both nodes worked: {nodes:?}");
+
+    // A job submitted through node A and cancelled through node B stops wherever it runs.
+    let response = a
+        .create_job(
+            "ticker-mps2-an385.elf",
+            json!({ "name": "endless", "boardTemplate": "mps2-an385", "timeoutSeconds": 600 }),
+        )
+        .await;
+    let endless = response["data"]["createJob"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut events = a
+        .subscribe(
+            "subscription($j: ID!) { jobEvents(jobId: $j) { state node } }",
+            json!({ "j": endless }),
+        )
+        .await;
+    b.wait_job(&endless, &["RUNNING"]).await;
+    let cancelled = b
+        .query(
+            "mutation($j: ID!) { cancelJob(id: $j) { state } }",
+            json!({ "j": endless }),
+        )
+        .await;
+    assert_eq!(cancelled["cancelJob"]["state"], "CANCELLED");
+    let mut seen = Vec::new();
+    while let Some(event) = events.next().await {
+        let state = event["jobEvents"]["state"].as_str().unwrap().to_owned();
+        seen.push(state.clone());
+        if state == "CANCELLED" {
+            break;
+        }
+    }
+    assert!(
+        seen.contains(&"CANCELLED".to_owned()),
+        "node A's subscriber saw the cancel: {seen:?}"
+    );
+    let job = a.wait_job(&endless, &["CANCELLED"]).await;
+    let owner = if job["node"] == "node-a" { &a } else { &b };
+    let session = job["session"]["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while owner.session(&session).await["state"] == "RUNNING" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cancelled job's emulator still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((a, b));
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_job_loses_nothing() {
+    let database = PostgresDatabase::create().await;
+    let redis = redis_db(12);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--max-concurrent-jobs", "1", "--job-reclaim-seconds", "2"];
+    let a = node(dir.path(), "node-a", &database.url(), &redis, &extra).await;
+    let b = node(dir.path(), "node-b", &database.url(), &redis, &extra).await;
+    let response = b.create_job(
+        "ticker-mps2-an385.elf",
+        json!({ "name": "long", "boardTemplate": "mps2-an385", "expectUart": ["tick 20\n"], "timeoutSeconds": 60 }),
+    )
+    .await;
+    let id = response["data"]["createJob"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let running = b.wait_job(&id, &["RUNNING"]).await;
+    // Kill the node that runs it (its QEMU dies with it); the other takes the job over.
+    let (mut victim, survivor, survivor_name) = if running["node"] == "node-a" {
+        (a, b, "node-b")
+    } else {
+        (b, a, "node-a")
+    };
+    victim.child.kill().await.unwrap();
+    let job = survivor
+        .wait_job(&id, &["PASSED", "FAILED", "ERROR", "TIMED_OUT"])
+        .await;
+    assert_eq!(job["state"], "PASSED", "{job}");
+    assert_eq!(job["attempt"], 2, "run again after the kill: {job}");
+    assert_eq!(job["node"], survivor_name);
+    database.drop_database().await;
+}
