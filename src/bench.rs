@@ -66,7 +66,7 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
         .context("the board has no QEMU section")?;
     let session = app
         .sessions
-        .create("bench", BackendKind::Qemu, &board.id, false)
+        .create("bench", BackendKind::Qemu, &board.id, None)
         .await?;
     app.sessions
         .upload_program(&session.id, "bench.elf", &elf)

@@ -54,6 +54,8 @@ pub struct Config {
     pub max_queued_jobs: u64,
     /// A job whose node stopped heartbeating for this long is run again elsewhere.
     pub job_reclaim_seconds: u64,
+    /// The hit-count TCG plugin; `None` looks beside the executable.
+    pub trace_plugin: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             max_concurrent_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_queued_jobs: 1000,
             job_reclaim_seconds: 30,
+            trace_plugin: None,
         }
     }
 }
@@ -98,6 +101,7 @@ pub struct ConfigFile {
     pub max_concurrent_jobs: Option<usize>,
     pub max_queued_jobs: Option<u64>,
     pub job_reclaim_seconds: Option<u64>,
+    pub trace_plugin: Option<PathBuf>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -133,6 +137,9 @@ pub struct ConfigOverrides {
     /// Seconds without a heartbeat before another node takes a job over.
     #[arg(long, env = "VIRSERVER_JOB_RECLAIM_SECONDS")]
     pub job_reclaim_seconds: Option<u64>,
+    /// The hit-count TCG plugin (.so) for coverage with counts.
+    #[arg(long, env = "VIRSERVER_TRACE_PLUGIN")]
+    pub trace_plugin: Option<PathBuf>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -163,6 +170,7 @@ impl Config {
         set(&mut self.max_concurrent_jobs, file.max_concurrent_jobs);
         set(&mut self.max_queued_jobs, file.max_queued_jobs);
         set(&mut self.job_reclaim_seconds, file.job_reclaim_seconds);
+        set_opt(&mut self.trace_plugin, file.trace_plugin);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -176,6 +184,7 @@ impl Config {
         set(&mut self.max_concurrent_jobs, overrides.max_concurrent_jobs);
         set(&mut self.max_queued_jobs, overrides.max_queued_jobs);
         set(&mut self.job_reclaim_seconds, overrides.job_reclaim_seconds);
+        set_opt(&mut self.trace_plugin, overrides.trace_plugin.clone());
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

@@ -1,12 +1,16 @@
 //! Coverage for the server and the CLI: the I/O around the sans-IO `virserver-coverage`
-//! crate. A trace file is streamed through the parser in chunks (never held whole), the
-//! ELF's DWARF is mapped once, and the report is filtered by path globs.
+//! crate. A trace is either QEMU's `-d in_asm` log, streamed through the parser in
+//! chunks (never held whole), or the hit-count plugin's compact file (told apart by its
+//! magic); the ELF's DWARF is mapped once, and the report is filtered by path globs.
 
 use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncReadExt;
+use virserver_coverage::{
+    BlockCounts, BlockCountsError, ExecutedAddresses, HitCounts, InAsmParser, LineMap,
+    LineMapError, ReportError,
+};
 pub use virserver_coverage::{CoverageReport, Totals};
-use virserver_coverage::{InAsmParser, LineMap, LineMapError, ReportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoverageError {
@@ -19,7 +23,20 @@ pub enum CoverageError {
     LineMap(#[from] LineMapError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("bad hit-count file: {0}")]
+    Counts(#[from] BlockCountsError),
 }
+
+/// What one trace says ran.
+pub enum Executions {
+    /// Executed or not (the in_asm log).
+    Addresses(ExecutedAddresses),
+    /// How often (the plugin).
+    Counts(HitCounts),
+}
+
+/// The first bytes of the plugin's files (crates/coverage/src/hitcounts.rs).
+const HIT_COUNTS_MAGIC: &[u8] = b"VSBLKCNT";
 
 /// Which files a report keeps.
 #[derive(Debug, Clone, Default)]
@@ -28,17 +45,29 @@ pub struct PathFilter {
     pub exclude: Vec<String>,
 }
 
-/// Streams a QEMU `-d in_asm` log through the parser.
-pub async fn read_trace(
-    path: &Path,
-) -> Result<virserver_coverage::ExecutedAddresses, CoverageError> {
+/// Reads one trace of either kind.
+pub async fn read_trace(path: &Path) -> Result<Executions, CoverageError> {
     let io = |error| CoverageError::Io {
         path: path.to_owned(),
         error,
     };
     let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-    let mut parser = InAsmParser::new();
     let mut buffer = vec![0u8; 256 * 1024];
+    let mut filled = 0;
+    while filled < HIT_COUNTS_MAGIC.len() {
+        let n = file.read(&mut buffer[filled..]).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    if buffer[..filled].starts_with(HIT_COUNTS_MAGIC) {
+        let mut bytes = buffer[..filled].to_vec();
+        file.read_to_end(&mut bytes).await.map_err(io)?;
+        return Ok(Executions::Counts(BlockCounts::parse(&bytes)?.hit_counts()));
+    }
+    let mut parser = InAsmParser::new();
+    parser.feed(&buffer[..filled]);
     loop {
         let n = file.read(&mut buffer).await.map_err(io)?;
         if n == 0 {
@@ -46,18 +75,26 @@ pub async fn read_trace(
         }
         parser.feed(&buffer[..n]);
     }
-    Ok(parser.finish())
+    Ok(Executions::Addresses(parser.finish()))
 }
 
-/// The coverage of one or more traces of the same ELF.
+/// The coverage of one or more traces of the same ELF. With any hit-count trace among
+/// them the report has counts (an in_asm trace counts as one execution).
 pub async fn report(
     elf: &Path,
     traces: &[PathBuf],
     filter: &PathFilter,
 ) -> Result<CoverageReport, CoverageError> {
-    let mut executed = virserver_coverage::ExecutedAddresses::new();
+    let mut addresses = ExecutedAddresses::new();
+    let mut counts: Option<HitCounts> = None;
     for trace in traces {
-        executed.merge(&read_trace(trace).await?);
+        match read_trace(trace).await? {
+            Executions::Addresses(set) => addresses.merge(&set),
+            Executions::Counts(more) => match &mut counts {
+                Some(total) => total.merge(&more),
+                None => counts = Some(more),
+            },
+        }
     }
     let bytes = tokio::fs::read(elf)
         .await
@@ -69,9 +106,16 @@ pub async fn report(
     // DWARF parsing is CPU work: keep it off the async workers.
     tokio::task::spawn_blocking(move || {
         let map = LineMap::from_elf(&bytes)?;
-        Ok(map
-            .coverage(&executed)
-            .filter(&filter.include, &filter.exclude)?)
+        let report = match counts {
+            Some(mut counts) => {
+                counts.merge(&HitCounts::from_pairs(
+                    addresses.iter().map(|a| (a, 1)).collect(),
+                ));
+                map.coverage_with_counts(&counts)
+            }
+            None => map.coverage(&addresses),
+        };
+        Ok(report.filter(&filter.include, &filter.exclude)?)
     })
     .await
     .map_err(|join_error| CoverageError::Io {
@@ -134,7 +178,8 @@ pub struct CoverageCommand {
     /// The program's ELF, with DWARF (-g).
     #[arg(long, required = true)]
     pub elf: Option<PathBuf>,
-    /// QEMU `-d in_asm` log(s) of runs of that ELF; several are merged.
+    /// Traces of runs of that ELF (QEMU `-d in_asm` logs or hit-count plugin files);
+    /// several are merged.
     #[arg(long = "trace", required = true)]
     pub traces: Vec<PathBuf>,
     #[command(flatten)]

@@ -72,6 +72,59 @@ async fn a_session_with_coverage_reports_executed_lines_as_valid_lcov() {
 }
 
 #[tokio::test]
+async fn the_hit_count_collector_counts_loop_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let capability = server
+        .query(
+            "{ capabilities { backend hitCounts hitCountsReason } }",
+            json!({}),
+        )
+        .await;
+    let qemu = capability["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["backend"] == "QEMU")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        qemu["hitCounts"], true,
+        "the plugin is built with the workspace: {qemu}"
+    );
+    let data = server
+        .query(
+            "mutation { createSession(input: {name: \"counts\", backend: QEMU, boardTemplate: \"mps2-an385\", coverage: true, coverageCollector: HIT_COUNTS}) { id coverageCollector } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["createSession"]["coverageCollector"], "HIT_COUNTS");
+    let session = data["createSession"]["id"].as_str().unwrap().to_owned();
+    server.upload(&session, "hello-mps2-an385.elf").await;
+    server.power(&session, "ON", false).await;
+    server.wait_state(&session, "EXITED").await;
+    let report = server.query(REPORT, json!({ "s": session })).await["coverage"].clone();
+    let hello = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("programs/hello.c"))
+        .unwrap()
+        .clone();
+    let hits = |line: i64| {
+        hello["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["line"] == line)
+            .map(|l| l["hits"].as_i64().unwrap())
+    };
+    // count_to(3): the loop body runs three times, the rest of main once.
+    assert_eq!(hits(18), Some(3), "{hello}");
+    assert_eq!(hits(27), Some(1), "{hello}");
+}
+
+#[tokio::test]
 async fn coverage_needs_a_session_created_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]).await;

@@ -214,6 +214,10 @@ pub struct CapabilityObject {
     snapshots: bool,
     reverse: bool,
     trace: bool,
+    /// Coverage with execution counts (the TCG plugin) is possible.
+    hit_counts: bool,
+    /// Why hit counts are unavailable.
+    hit_counts_reason: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -265,6 +269,9 @@ impl BoardQuery {
             .map(|backend| {
                 let availability = backend.availability();
                 let features = backend.features();
+                let hit_counts = backend
+                    .trace()
+                    .map_or(Err("no execution trace".to_owned()), |t| t.hit_counts());
                 CapabilityObject {
                     backend: backend.kind().into(),
                     available: availability.available,
@@ -282,6 +289,8 @@ impl BoardQuery {
                     snapshots: features.snapshots,
                     reverse: features.reverse,
                     trace: features.trace,
+                    hit_counts: hit_counts.is_ok(),
+                    hit_counts_reason: hit_counts.err(),
                 }
             })
             .collect()

@@ -85,6 +85,7 @@ fn coverage_error(error: &CoverageError) -> Error {
         CoverageError::Io { .. } => return internal(error),
         CoverageError::LineMap(_) => "BAD_ELF",
         CoverageError::Report(_) => "BAD_INPUT",
+        CoverageError::Counts(_) => "BAD_TRACE",
     };
     coded(code, error.to_string())
 }

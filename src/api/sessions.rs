@@ -12,7 +12,7 @@ use futures_util::Stream;
 use super::boards::BoardTemplateObject;
 use super::errors::{ApiResult, coded, to_graphql};
 use crate::app::App;
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Collector};
 use crate::sessions::{EventKind, PowerAction, SessionEvent, SessionState, next_live};
 use crate::store::{ProgramRecord, SessionRecord};
 
@@ -147,6 +147,16 @@ impl Session {
         self.0.coverage
     }
 
+    /// How coverage is collected, when it is.
+    async fn coverage_collector(&self) -> Option<CoverageCollectorEnum> {
+        self.0
+            .coverage
+            .then(|| match Collector::parse(&self.0.coverage_collector) {
+                Collector::InAsm => CoverageCollectorEnum::InAsm,
+                Collector::HitCounts => CoverageCollectorEnum::HitCounts,
+            })
+    }
+
     async fn backend(&self) -> BackendEnum {
         BackendKind::parse(&self.0.backend)
             .unwrap_or(BackendKind::Qemu)
@@ -275,6 +285,27 @@ pub struct CreateSessionInput {
     /// Collect an execution trace on every power-on, for `coverage(sessionId:)`.
     #[graphql(default = false)]
     coverage: bool,
+    /// IN_ASM (no run-time cost, hits 0/1) or HIT_COUNTS (the TCG plugin: real counts).
+    /// When hit counts are unavailable the session falls back to IN_ASM and its CREATED
+    /// event says why.
+    #[graphql(default_with = "CoverageCollectorEnum::InAsm")]
+    coverage_collector: CoverageCollectorEnum,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "CoverageCollector")]
+pub enum CoverageCollectorEnum {
+    InAsm,
+    HitCounts,
+}
+
+impl From<CoverageCollectorEnum> for Collector {
+    fn from(value: CoverageCollectorEnum) -> Self {
+        match value {
+            CoverageCollectorEnum::InAsm => Collector::InAsm,
+            CoverageCollectorEnum::HitCounts => Collector::HitCounts,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -313,7 +344,7 @@ impl SessionMutation {
                 &input.name,
                 input.backend.into(),
                 &input.board_template,
-                input.coverage,
+                input.coverage.then_some(input.coverage_collector.into()),
             )
             .await?;
         Ok(Session(record))

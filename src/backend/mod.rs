@@ -114,9 +114,43 @@ pub struct LaunchRequest {
     pub run_dir: PathBuf,
     /// Keep the CPU at its reset state until resumed.
     pub halted: bool,
-    /// Where to write the execution trace for coverage, when wanted. Only backends with
-    /// the trace capability accept it.
-    pub trace: Option<PathBuf>,
+    /// The execution trace for coverage, when wanted. Only backends with the trace
+    /// capability accept it.
+    pub trace: Option<TraceRequest>,
+}
+
+/// Where and how to record execution for coverage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRequest {
+    pub path: PathBuf,
+    pub collector: Collector,
+}
+
+/// How execution is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collector {
+    /// QEMU's `-d in_asm` log: every translated block once, no run-time cost, no counts.
+    InAsm,
+    /// The TCG plugin (crates/qemu-trace-plugin): an execution count per instruction.
+    HitCounts,
+}
+
+impl Collector {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collector::InAsm => "IN_ASM",
+            Collector::HitCounts => "HIT_COUNTS",
+        }
+    }
+
+    /// Unknown strings read as the default collector.
+    pub fn parse(text: &str) -> Self {
+        if text == "HIT_COUNTS" {
+            Collector::HitCounts
+        } else {
+            Collector::InAsm
+        }
+    }
 }
 
 /// How an emulator process ended.
@@ -195,17 +229,10 @@ pub trait Backend: Send + Sync {
 pub trait SnapshotCapability: Send + Sync {}
 pub trait ReverseCapability: Send + Sync {}
 
-/// Execution traces for coverage: the format the backend writes to
-/// `LaunchRequest::trace`.
+/// Execution traces for coverage (`LaunchRequest::trace`).
 pub trait TraceCapability: Send + Sync {
-    fn trace_format(&self) -> TraceFormat;
-}
-
-/// The trace formats the coverage code reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceFormat {
-    /// QEMU's `-d in_asm` log: every translated block, once.
-    QemuInAsm,
+    /// Whether the hit-count collector can be used, or why not.
+    fn hit_counts(&self) -> Result<(), String>;
 }
 
 /// Every backend this build knows, probed once.
@@ -217,9 +244,10 @@ pub struct Backends {
 impl Backends {
     /// Probes the host. QEMU is probed for real; Renode and SkyEye are looked up on PATH
     /// and reported as untested adapters; probe-rs needs a build with its feature.
-    pub async fn probe() -> Self {
+    /// `trace_plugin` is the hit-count plugin to use, when configured.
+    pub async fn probe(trace_plugin: Option<PathBuf>) -> Self {
         let all: Vec<Arc<dyn Backend>> = vec![
-            Arc::new(qemu::QemuBackend::probe().await),
+            Arc::new(qemu::QemuBackend::probe(trace_plugin).await),
             Arc::new(UnavailableBackend::renode()),
             Arc::new(UnavailableBackend::skyeye()),
             Arc::new(UnavailableBackend::probe_rs()),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::junit::{self, JunitInput};
 use super::rules::{RuleCheck, Rules, Verdict};
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Collector};
 use crate::coverage::PathFilter;
 use crate::sessions::{EventKind, PowerAction, SessionError, SessionService, next_live};
 
@@ -118,7 +118,7 @@ async fn drive(
             &format!("job {}", spec.name),
             spec.backend,
             &spec.board_id,
-            spec.coverage,
+            spec.coverage.then_some(Collector::InAsm),
         )
         .await?;
     *session_id = Some(session.id.clone());

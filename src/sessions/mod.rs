@@ -25,15 +25,17 @@ pub use state::{EventKind, SessionEvent, SessionState};
 pub use uart::{UartChunk, UartLog, next_live};
 
 use crate::backend::{
-    BackendError, BackendKind, Backends, LaunchRequest, Machine, MachineEvent, MachineExit,
+    BackendError, BackendKind, Backends, Collector, LaunchRequest, Machine, MachineEvent,
+    MachineExit, TraceRequest,
 };
 use crate::catalog::{Catalog, CatalogError};
 use crate::programs::{ProgramError, ProgramStore, validate_elf};
 use crate::store::{ProgramRecord, SessionRecord, StateChange, Store, StoreError};
 
-/// The execution trace of a session's latest run, and the id of the program it ran.
-const TRACE_FILE: &str = "in_asm.log";
-const TRACE_PROGRAM: &str = "in_asm.program";
+/// The execution trace of a session's latest run (an in_asm log or the plugin's
+/// counts), and the id of the program it ran.
+const TRACE_FILE: &str = "trace";
+const TRACE_PROGRAM: &str = "trace.program";
 
 /// Largest single write to a session's UART.
 pub const MAX_UART_INPUT: usize = 64 * 1024;
@@ -292,7 +294,7 @@ impl SessionService {
         name: &str,
         backend: BackendKind,
         board_id: &str,
-        coverage: bool,
+        coverage: Option<Collector>,
     ) -> Result<SessionRecord, SessionError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
@@ -309,12 +311,26 @@ impl SessionService {
                 reason: "not built into this server".into(),
             })?;
         backend_impl.supports_board(&board)?;
-        if coverage && backend_impl.trace().is_none() {
-            return Err(SessionError::Unsupported(format!(
-                "{} cannot trace execution, so it cannot collect coverage",
-                backend.as_str()
-            )));
-        }
+        let mut notice = None;
+        let collector = match (coverage, backend_impl.trace()) {
+            (None, _) => Collector::InAsm,
+            (Some(_), None) => {
+                return Err(SessionError::Unsupported(format!(
+                    "{} cannot trace execution, so it cannot collect coverage",
+                    backend.as_str()
+                )));
+            }
+            (Some(Collector::HitCounts), Some(trace)) => match trace.hit_counts() {
+                Ok(()) => Collector::HitCounts,
+                Err(reason) => {
+                    notice = Some(format!(
+                        "hit counts are unavailable ({reason}): coverage uses the IN_ASM collector"
+                    ));
+                    Collector::InAsm
+                }
+            },
+            (Some(collector), Some(_)) => collector,
+        };
         let now = Utc::now();
         let record = SessionRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -325,19 +341,23 @@ impl SessionService {
             exit_code: None,
             state_reason: None,
             current_program_id: None,
-            coverage,
+            coverage: coverage.is_some(),
+            coverage_collector: collector.as_str().to_owned(),
             node: self.node.clone(),
             created_at: now,
             updated_at: now,
         };
         self.store.insert_session(record.clone()).await?;
         let runtime = self.runtime(&record.id, &record.state);
+        if let Some(notice) = &notice {
+            tracing::warn!(session = %record.id, "{notice}");
+        }
         self.record(
             &runtime,
             EventKind::Created,
             SessionState::Created,
             None,
-            None,
+            notice,
         )
         .await?;
         tracing::info!(session = %record.id, board = %record.board_id, "session created");
@@ -463,7 +483,10 @@ impl SessionService {
             tokio::fs::write(run_dir.join(TRACE_PROGRAM), &program.id)
                 .await
                 .map_err(BackendError::Io)?;
-            Some(run_dir.join(TRACE_FILE))
+            Some(TraceRequest {
+                path: run_dir.join(TRACE_FILE),
+                collector: Collector::parse(&record.coverage_collector),
+            })
         } else {
             None
         };

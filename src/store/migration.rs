@@ -34,6 +34,7 @@ enum Sessions {
     StateReason,
     CurrentProgramId,
     Coverage,
+    CoverageCollector,
     Node,
     CreatedAt,
     UpdatedAt,
@@ -101,6 +102,7 @@ impl MigrationTrait for M0001Initial {
                     .col(text_null(Sessions::StateReason))
                     .col(string_null(Sessions::CurrentProgramId))
                     .col(boolean(Sessions::Coverage).default(false))
+                    .col(string(Sessions::CoverageCollector).default("IN_ASM"))
                     .col(string(Sessions::Node).default(""))
                     .col(timestamp_with_time_zone(Sessions::CreatedAt))
                     .col(timestamp_with_time_zone(Sessions::UpdatedAt))

@@ -7,28 +7,8 @@
 
 mod common;
 
-use common::{Fixture, fixture_path};
+use common::{Fixture, check_golden};
 use virserver_coverage::{CoverageReport, FileCoverage};
-
-/// Compares `actual` with the golden file, or rewrites it when blessing.
-fn check_golden(name: &str, actual: &str) {
-    let path = fixture_path(name);
-    if std::env::var_os("VIRSERVER_BLESS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with VIRSERVER_BLESS=1 to create it)",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{} differs from the produced output (VIRSERVER_BLESS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}",
-        path.display()
-    );
-}
 
 fn program(report: &CoverageReport) -> &FileCoverage {
     report

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 
 use super::unavailable::find_on_path;
 use super::{
-    Availability, Backend, BackendError, BackendKind, EmulatorBinary, LaunchRequest, Machine,
-    MachineEvent, TraceCapability, TraceFormat,
+    Availability, Backend, BackendError, BackendKind, Collector, EmulatorBinary, LaunchRequest,
+    Machine, MachineEvent, TraceCapability,
 };
 use crate::boards::BoardTemplate;
 
@@ -31,10 +31,42 @@ const BINARIES: [&str; 4] = [
 
 pub struct QemuBackend {
     availability: Availability,
+    /// The hit-count TCG plugin, or why there is none.
+    trace_plugin: Result<PathBuf, String>,
+}
+
+/// The plugin's file name as cargo builds it (crates/qemu-trace-plugin).
+const TRACE_PLUGIN_FILE: &str = "libvirserver_qemu_trace_plugin.so";
+
+/// The configured plugin, else one built beside this executable (the same cargo target
+/// dir, or its parent for test binaries under deps/).
+fn find_trace_plugin(configured: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(path) = configured {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "the configured trace plugin {} does not exist",
+                path.display()
+            ))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(TRACE_PLUGIN_FILE))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            format!(
+                "{TRACE_PLUGIN_FILE} not found beside {}: build it with `cargo build -p virserver-qemu-trace-plugin` or set VIRSERVER_TRACE_PLUGIN",
+                exe.display()
+            )
+        })
 }
 
 impl QemuBackend {
-    pub async fn probe() -> Self {
+    pub async fn probe(trace_plugin: Option<PathBuf>) -> Self {
         let mut binaries = Vec::new();
         for name in BINARIES {
             let Some(path) = find_on_path(name) else {
@@ -64,6 +96,7 @@ impl QemuBackend {
                 reason,
                 binaries,
             },
+            trace_plugin: find_trace_plugin(trace_plugin),
         }
     }
 
@@ -147,7 +180,24 @@ impl Backend for QemuBackend {
         for stale in [&paths.qmp, &paths.gdb] {
             let _ = tokio::fs::remove_file(stale).await;
         }
-        let args = process::arguments(&qemu, &request.program, &paths, request.trace.as_deref());
+        let trace = match &request.trace {
+            Some(trace) if trace.collector == Collector::HitCounts => {
+                let plugin =
+                    self.trace_plugin
+                        .clone()
+                        .map_err(|reason| BackendError::Unavailable {
+                            backend: "QEMU hit counts",
+                            reason,
+                        })?;
+                Some(process::Trace::Plugin {
+                    plugin,
+                    out: trace.path.clone(),
+                })
+            }
+            Some(trace) => Some(process::Trace::InAsm(trace.path.clone())),
+            None => None,
+        };
+        let args = process::arguments(&qemu, &request.program, &paths, trace.as_ref());
         tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
         let started = Instant::now();
         let child = process::spawn(&binary, &args, &request.run_dir)?;
@@ -163,8 +213,10 @@ impl Backend for QemuBackend {
 }
 
 impl TraceCapability for QemuBackend {
-    fn trace_format(&self) -> TraceFormat {
-        TraceFormat::QemuInAsm
+    /// One plugin build loads in every QEMU from 6.0 to 10.x (it declares its API level
+    /// when loaded), so only its presence is checked.
+    fn hit_counts(&self) -> Result<(), String> {
+        self.trace_plugin.as_ref().map(drop).map_err(Clone::clone)
     }
 }
 

@@ -14,6 +14,15 @@ use crate::boards::{ExitMechanism, QemuSection};
 /// Unix socket paths are limited to 108 bytes (including the terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// How QEMU records execution for coverage.
+#[derive(Debug, Clone)]
+pub enum Trace {
+    /// `-d in_asm -D FILE`: each translated block once; no run-time cost.
+    InAsm(PathBuf),
+    /// The hit-count TCG plugin writing its counts to `out` when QEMU exits.
+    Plugin { plugin: PathBuf, out: PathBuf },
+}
+
 /// The sockets a machine's run dir holds.
 #[derive(Debug, Clone)]
 pub struct RunPaths {
@@ -46,7 +55,7 @@ pub fn arguments(
     qemu: &QemuSection,
     program: &Path,
     paths: &RunPaths,
-    trace: Option<&Path>,
+    trace: Option<&Trace>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
@@ -85,14 +94,20 @@ pub fn arguments(
         "-gdb",
         "chardev:gdb",
     ]);
-    if let Some(trace) = trace {
-        // Each translated block once: no run-time cost (docs/ARCHITECTURE.md).
-        args.extend([
-            "-d".into(),
-            "in_asm".into(),
-            "-D".into(),
-            trace.as_os_str().to_owned(),
-        ]);
+    match trace {
+        Some(Trace::InAsm(log)) => {
+            args.extend([
+                "-d".into(),
+                "in_asm".into(),
+                "-D".into(),
+                log.as_os_str().to_owned(),
+            ]);
+        }
+        Some(Trace::Plugin { plugin, out }) => {
+            args.push("-plugin".into());
+            args.push(format!("{},out={}", plugin.display(), out.display()).into());
+        }
+        None => {}
     }
     args.push("-kernel".into());
     args.push(program.as_os_str().to_owned());
@@ -148,7 +163,7 @@ mod tests {
             &qemu,
             Path::new("/p/fw.elf"),
             &paths,
-            Some(Path::new("/run/x/t.log")),
+            Some(&Trace::InAsm(PathBuf::from("/run/x/t.log"))),
         )
         .into_iter()
         .map(|a| a.into_string().unwrap())

@@ -17,6 +17,8 @@ pub struct Model {
     pub current_program_id: Option<String>,
     /// Collect an execution trace for coverage on every power-on.
     pub coverage: bool,
+    /// IN_ASM or HIT_COUNTS.
+    pub coverage_collector: String,
     /// The server node whose process runs this session's emulator.
     pub node: String,
     pub created_at: ChronoDateTimeUtc,

@@ -49,6 +49,17 @@ pub(crate) struct RawFunction {
     pub file: Option<u32>,
     pub line: u32,
     pub ranges: Vec<Range<u64>>,
+    /// The same code per copy (the out-of-line body, each inlined copy), for
+    /// counting how often the function was entered.
+    pub copies: Vec<RawCopy>,
+}
+
+/// One copy of a function's code.
+#[derive(Debug, Clone)]
+pub(crate) struct RawCopy {
+    /// A `DW_TAG_inlined_subroutine` rather than a `DW_TAG_subprogram`.
+    pub inlined: bool,
+    pub ranges: Vec<Range<u64>>,
 }
 
 /// An inlined call: `file:line` is the call, `ranges` the inlined code.
@@ -189,8 +200,8 @@ struct Collected<'data> {
     sequences: Vec<Sequence>,
     /// Pushed in .debug_info order, so sorted by offset (checked before use).
     identities: Vec<Identity<'data>>,
-    /// (function DIE offset, ranges, address-size tombstone)
-    instances: Vec<(usize, Vec<Range<u64>>, u64)>,
+    /// (function DIE offset, ranges, address-size tombstone, inlined)
+    instances: Vec<(usize, Vec<Range<u64>>, u64, bool)>,
     call_sites: Vec<(RawCallSite, u64)>,
 }
 
@@ -242,7 +253,7 @@ fn read_entries<'data>(
                 origin,
             });
             if !ranges.is_empty() {
-                collected.instances.push((offset, ranges, tombstone));
+                collected.instances.push((offset, ranges, tombstone, false));
             }
             continue;
         }
@@ -263,7 +274,7 @@ fn read_entries<'data>(
             collected.call_sites.push((call_site, tombstone));
         }
         if let Some(origin) = origin {
-            collected.instances.push((origin, ranges, tombstone));
+            collected.instances.push((origin, ranges, tombstone, true));
         }
     }
     Ok(())
@@ -442,7 +453,7 @@ fn line_attr(value: Option<AttributeValue<Reader<'_>>>) -> Option<u32> {
 /// merges instances of the same function (same name, file and line).
 fn resolve_functions(
     mut identities: Vec<Identity<'_>>,
-    instances: Vec<(usize, Vec<Range<u64>>, u64)>,
+    instances: Vec<(usize, Vec<Range<u64>>, u64, bool)>,
     filter: &CodeFilter,
 ) -> Vec<RawFunction> {
     const MAX_ORIGIN_DEPTH: usize = 8;
@@ -457,8 +468,8 @@ fn resolve_functions(
     };
     // (name, file, line) of the function, and the ranges of one instance.
     type Key<'a> = (&'a [u8], Option<u32>, u32);
-    let mut resolved: Vec<(Key<'_>, Vec<Range<u64>>)> = Vec::new();
-    for (offset, mut ranges, tombstone) in instances {
+    let mut resolved: Vec<(Key<'_>, RawCopy)> = Vec::new();
+    for (offset, mut ranges, tombstone, inlined) in instances {
         ranges.retain(|range| filter.keep_range(range, tombstone));
         if ranges.is_empty() {
             continue;
@@ -475,20 +486,25 @@ fn resolve_functions(
             next = identity.origin;
         }
         if let Some(name) = name {
-            resolved.push(((name.slice(), file, line.unwrap_or(0)), ranges));
+            let copy = RawCopy { inlined, ranges };
+            resolved.push(((name.slice(), file, line.unwrap_or(0)), copy));
         }
     }
     resolved.sort_by(|a, b| a.0.cmp(&b.0));
     let mut functions: Vec<RawFunction> = Vec::new();
     let mut previous_key = None;
-    for (key, ranges) in resolved {
+    for (key, copy) in resolved {
         match functions.last_mut() {
-            Some(last) if previous_key == Some(key) => last.ranges.extend(ranges),
+            Some(last) if previous_key == Some(key) => {
+                last.ranges.extend_from_slice(&copy.ranges);
+                last.copies.push(copy);
+            }
             _ => functions.push(RawFunction {
                 name: String::from_utf8_lossy(key.0).into_owned(),
                 file: key.1,
                 line: key.2,
-                ranges,
+                ranges: copy.ranges.clone(),
+                copies: vec![copy],
             }),
         }
         previous_key = Some(key);

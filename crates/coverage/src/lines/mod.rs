@@ -14,17 +14,28 @@
 //! whose range holds an executed instruction belongs to it, and an inlined
 //! call line is covered when any executed address is inside the inlined code.
 //! Every other row's line is reported with 0 hits, so uncovered lines show.
+//!
+//! With execution counts ([`HitCounts`], from the TCG plugin) the same rows
+//! carry numbers: a row's hits are the highest count of an instruction in it
+//! and a line's the highest of its rows and inlined calls (so a loop body
+//! line shows the iterations, a `for` line the condition's evaluations, as
+//! llvm-cov does); a function's hits are the times its copies ran, added up:
+//! the count of the first instruction of its out-of-line body, the busiest
+//! instruction of each inlined copy.
 
 mod dwarf;
 mod paths;
 mod removed_code;
+mod symbols;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub use paths::normalize_path;
+pub use symbols::{CodeLocation, SymbolError};
 
 use crate::addresses::ExecutedAddresses;
+use crate::counts::HitCounts;
 use crate::report::{CoverageReport, FileCoverage, FunctionCoverage};
 
 /// Why an image could not be turned into a [`LineMap`].
@@ -67,6 +78,65 @@ struct Function {
     file: u32,
     line: u32,
     ranges: Vec<Range<u64>>,
+    /// The code of each copy (out-of-line body, inlined copies).
+    copies: Vec<dwarf::RawCopy>,
+}
+
+/// What coverage needs from a collector's output: hits of a piece of code.
+trait Executions {
+    /// Hits of `start..end`: 0 when none of it ran.
+    fn hits_in(&self, start: u64, end: u64) -> u64;
+
+    /// Times a function with this code was entered.
+    fn function_hits(&self, function: &Function) -> u64;
+}
+
+/// Without counts a piece of code is hit once if any of it ran.
+impl Executions for ExecutedAddresses {
+    fn hits_in(&self, start: u64, end: u64) -> u64 {
+        u64::from(self.any_in_range(start, end))
+    }
+
+    fn function_hits(&self, function: &Function) -> u64 {
+        let ranges = &function.ranges;
+        u64::from(ranges.iter().any(|r| self.any_in_range(r.start, r.end)))
+    }
+}
+
+impl Executions for HitCounts {
+    fn hits_in(&self, start: u64, end: u64) -> u64 {
+        self.max_in_range(start, end)
+    }
+
+    fn function_hits(&self, function: &Function) -> u64 {
+        let entered = function.copies.iter().fold(0u64, |sum, copy| {
+            let count = if copy.inlined {
+                // Inlined code is scheduled into its caller's: its lowest
+                // address may be a hoisted load. Its busiest instruction is
+                // the better count of how often the copy ran.
+                copy.ranges
+                    .iter()
+                    .map(|r| self.max_in_range(r.start, r.end))
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                // An out-of-line body is entered at its lowest address.
+                copy.ranges
+                    .iter()
+                    .min_by_key(|r| r.start)
+                    .map_or(0, |r| self.first_in_range(r.start, r.end))
+            };
+            sum.saturating_add(count)
+        });
+        // Code ran without its entry running (a jump into the middle):
+        // still hit, as its lines show.
+        let ranges = &function.ranges;
+        if entered == 0 && ranges.iter().any(|r| self.max_in_range(r.start, r.end) > 0) {
+            1
+        } else {
+            entered
+        }
+    }
 }
 
 /// Every line-table row, function and inlined call site of one ELF image.
@@ -126,6 +196,7 @@ impl LineMap {
                     file,
                     line,
                     ranges: function.ranges,
+                    copies: function.copies,
                 })
             })
             .collect();
@@ -156,13 +227,23 @@ impl LineMap {
     /// appears; every function with code appears, with 0 hits if none of its
     /// code ran.
     pub fn coverage(&self, executed: &ExecutedAddresses) -> CoverageReport {
+        self.coverage_of(executed)
+    }
+
+    /// Line and function coverage with real hit counts (from the TCG
+    /// plugin's block counts): the same lines and functions as
+    /// [`LineMap::coverage`] of [`HitCounts::executed`] reports, hit in the
+    /// same places, with the counts described in the module doc.
+    pub fn coverage_with_counts(&self, counts: &HitCounts) -> CoverageReport {
+        self.coverage_of(counts)
+    }
+
+    fn coverage_of<E: Executions>(&self, executed: &E) -> CoverageReport {
         let mut per_file: Vec<FileCoverage> = vec![FileCoverage::default(); self.files.len()];
-        let mut mark = |file: u32, line: u32, hit: bool| {
+        let mut mark = |file: u32, line: u32, hits: u64| {
             if let Some(coverage) = per_file.get_mut(file as usize) {
-                let hits = coverage.lines.entry(line).or_insert(0);
-                if hit {
-                    *hits = (*hits).max(1);
-                }
+                let entry = coverage.lines.entry(line).or_insert(0);
+                *entry = (*entry).max(hits);
             }
         };
         for (&start, row) in self.starts.iter().zip(&self.rows) {
@@ -172,25 +253,24 @@ impl LineMap {
             // A row of zero length shares its address with the next row: it
             // is that instruction's line too.
             let end = row.end.max(start.saturating_add(1));
-            mark(row.file, row.line, executed.any_in_range(start, end));
+            mark(row.file, row.line, executed.hits_in(start, end));
         }
         for site in &self.call_sites {
-            let hit = site
+            let hits = site
                 .ranges
                 .iter()
-                .any(|range| executed.any_in_range(range.start, range.end));
-            mark(site.file, site.line, hit);
+                .map(|range| executed.hits_in(range.start, range.end))
+                .max()
+                .unwrap_or(0);
+            mark(site.file, site.line, hits);
         }
         for function in &self.functions {
-            let hit = function
-                .ranges
-                .iter()
-                .any(|range| executed.any_in_range(range.start, range.end));
+            let hits = executed.function_hits(function);
             if let Some(coverage) = per_file.get_mut(function.file as usize) {
                 coverage.functions.push(FunctionCoverage {
                     name: function.name.clone(),
                     line: function.line,
-                    hits: u64::from(hit),
+                    hits,
                 });
             }
         }

@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use virserver_coverage::{CoverageReport, ExecutedAddresses, InAsmParser, LineMap, LineMapOptions};
+use virserver_coverage::{
+    BlockCounts, CoverageReport, ExecutedAddresses, HitCounts, InAsmParser, LineMap, LineMapOptions,
+};
 
 /// The prefix `fixtures/build.sh` maps the source directory to in DWARF.
 pub const DWARF_PREFIX: &str = "/fixtures";
@@ -14,6 +16,26 @@ pub fn fixture_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(relative)
+}
+
+/// Compares `actual` with the golden file, or rewrites it when blessing.
+pub fn check_golden(name: &str, actual: &str) {
+    let path = fixture_path(name);
+    if std::env::var_os("VIRSERVER_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with VIRSERVER_BLESS=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs from the produced output (VIRSERVER_BLESS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
 }
 
 pub fn read_fixture(relative: &str) -> Vec<u8> {
@@ -59,5 +81,14 @@ impl Fixture {
 
     pub fn report(self) -> CoverageReport {
         self.line_map().coverage(&self.executed())
+    }
+
+    /// The TCG plugin's block-count file of the same run (`plugin.blocks`,
+    /// QEMU 7.2) or another committed one, as hit counts.
+    pub fn hit_counts(self, file: &str) -> HitCounts {
+        let bytes = read_fixture(&format!("{}/{file}", self.dir()));
+        BlockCounts::parse(&bytes)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .hit_counts()
     }
 }
