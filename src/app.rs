@@ -59,6 +59,7 @@ impl App {
                 uart_replay_bytes: config.uart_replay_bytes,
                 max_upload_bytes: config.max_upload_bytes,
                 node: config.node_name.clone(),
+                gdb_listen: config.gdb_listen,
             },
         ));
         let reconciled = sessions.reconcile().await?;

@@ -6,6 +6,8 @@
 //!   console broadcast out) against a bare `qemu-system-*` start of the same ELF.
 //! - `jobs`: jobs per second through the embedded queue against a bare shell loop of
 //!   the same QEMU command.
+//! - `rsp`: the gateway's forwarding, stepping and large reads against QEMU's stub
+//!   direct and a bare socat relay (the work is in `virserver_gateway::bench`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -291,5 +293,25 @@ pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
             rate / bare
         );
     }
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RspBench {
+    /// A firmware the benchmark halts at reset (it is never resumed).
+    #[arg(long, default_value = "examples/firmware/bin/ticker-mps2-an385.elf")]
+    pub elf: PathBuf,
+    /// Round trips per median.
+    #[arg(long, default_value_t = 2000)]
+    pub round_trips: usize,
+}
+
+/// Round trips through the gateway against QEMU's stub direct and a bare socat relay,
+/// a GDB-like stepping loop, and a 64 KiB read (crates/gateway/src/bench).
+pub async fn rsp(options: RspBench) -> anyhow::Result<()> {
+    let mut config = virserver_gateway::bench::BenchConfig::mps2_an385(&options.elf);
+    config.round_trips = options.round_trips;
+    let report = virserver_gateway::bench::bench_rsp(&config).await?;
+    print!("{report}");
     Ok(())
 }

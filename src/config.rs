@@ -56,6 +56,8 @@ pub struct Config {
     pub job_reclaim_seconds: u64,
     /// The hit-count TCG plugin; `None` looks beside the executable.
     pub trace_plugin: Option<PathBuf>,
+    /// Address the sessions' GDB endpoints bind to (each on a free port).
+    pub gdb_listen: std::net::IpAddr,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             max_queued_jobs: 1000,
             job_reclaim_seconds: 30,
             trace_plugin: None,
+            gdb_listen: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct ConfigFile {
     pub max_queued_jobs: Option<u64>,
     pub job_reclaim_seconds: Option<u64>,
     pub trace_plugin: Option<PathBuf>,
+    pub gdb_listen: Option<std::net::IpAddr>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -140,6 +144,10 @@ pub struct ConfigOverrides {
     /// The hit-count TCG plugin (.so) for coverage with counts.
     #[arg(long, env = "VIRSERVER_TRACE_PLUGIN")]
     pub trace_plugin: Option<PathBuf>,
+    /// Address the sessions' GDB endpoints bind to (loopback by default; use
+    /// createAttachTicket for one-time access when it is not loopback).
+    #[arg(long, env = "VIRSERVER_GDB_LISTEN")]
+    pub gdb_listen: Option<std::net::IpAddr>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -171,6 +179,7 @@ impl Config {
         set(&mut self.max_queued_jobs, file.max_queued_jobs);
         set(&mut self.job_reclaim_seconds, file.job_reclaim_seconds);
         set_opt(&mut self.trace_plugin, file.trace_plugin);
+        set(&mut self.gdb_listen, file.gdb_listen);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -185,6 +194,7 @@ impl Config {
         set(&mut self.max_queued_jobs, overrides.max_queued_jobs);
         set(&mut self.job_reclaim_seconds, overrides.job_reclaim_seconds);
         set_opt(&mut self.trace_plugin, overrides.trace_plugin.clone());
+        set(&mut self.gdb_listen, overrides.gdb_listen);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

@@ -30,6 +30,7 @@ pub mod boards;
 pub mod catalog;
 pub mod config;
 pub mod coverage;
+pub mod debugger;
 pub mod jobs;
 pub mod programs;
 pub mod server;

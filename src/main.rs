@@ -39,6 +39,8 @@ enum BenchCommand {
     Boot(virserver::bench::BootBench),
     /// Jobs per second: the embedded queue vs a bare shell loop of the same QEMU runs.
     Jobs(virserver::bench::JobsBench),
+    /// GDB remote protocol through the gateway vs QEMU's stub direct and a socat relay.
+    Rsp(virserver::bench::RspBench),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +79,7 @@ fn main() -> std::process::ExitCode {
             match command {
                 BenchCommand::Boot(options) => run(virserver::bench::boot(options)),
                 BenchCommand::Jobs(options) => run(virserver::bench::jobs(options)),
+                BenchCommand::Rsp(options) => run(virserver::bench::rsp(options)),
             }
             .map(|()| 0)
         }

@@ -5,6 +5,7 @@
 
 mod boards;
 mod coverage;
+mod debug;
 mod errors;
 pub mod http;
 mod jobs;

@@ -6,16 +6,23 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use super::boards::{BoardMutation, BoardQuery};
 use super::coverage::CoverageQuery;
+use super::debug::{DebugMutation, DebugQuery};
 use super::errors::ErrorCodes;
 use super::jobs::{JobMutation, JobQuery, JobSubscription};
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
 use crate::app::App;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SessionQuery, BoardQuery, CoverageQuery, JobQuery);
+pub struct QueryRoot(
+    SessionQuery,
+    BoardQuery,
+    CoverageQuery,
+    JobQuery,
+    DebugQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(SessionMutation, BoardMutation, JobMutation);
+pub struct MutationRoot(SessionMutation, BoardMutation, JobMutation, DebugMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(SessionSubscription, JobSubscription);

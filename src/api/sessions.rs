@@ -88,6 +88,9 @@ pub enum SessionEventKindEnum {
     Exited,
     Crashed,
     Deleted,
+    /// The CPU stopped under the debugger; `reason`, `pc`, `function`, `file`, `line`
+    /// say where.
+    Halted,
 }
 
 impl From<EventKind> for SessionEventKindEnum {
@@ -103,6 +106,7 @@ impl From<EventKind> for SessionEventKindEnum {
             EventKind::Exited => Self::Exited,
             EventKind::Crashed => Self::Crashed,
             EventKind::Deleted => Self::Deleted,
+            EventKind::Halted => Self::Halted,
         }
     }
 }
@@ -180,6 +184,12 @@ impl Session {
             Some(id) => Ok(Some(Program(app(ctx).sessions.program(id).await?))),
             None => Ok(None),
         }
+    }
+
+    /// Where GDB clients attach while powered: `target extended-remote HOST:PORT`.
+    async fn gdb_address(&self, ctx: &Context<'_>) -> Option<String> {
+        let (_, gdb) = app(ctx).sessions.machine_info(&self.0.id).await?;
+        gdb.map(|address| address.to_string())
     }
 
     /// The emulator's process id while powered.
@@ -262,11 +272,25 @@ pub struct SessionEventObject {
     exit_code: Option<i32>,
     message: Option<String>,
     at: DateTime<Utc>,
+    /// HALTED: breakpoint, step, watchpoint, interrupt, signal N, ...
+    reason: Option<String>,
+    /// HALTED: the program counter as "0x...".
+    pc: Option<String>,
+    /// HALTED: the function, file and line of `pc` (from the program's DWARF).
+    function: Option<String>,
+    file: Option<String>,
+    line: Option<i32>,
 }
 
 impl From<SessionEvent> for SessionEventObject {
     fn from(event: SessionEvent) -> Self {
+        let stop = event.stop.unwrap_or_default();
         Self {
+            reason: (!stop.reason.is_empty()).then_some(stop.reason),
+            pc: stop.pc.map(|pc| format!("0x{pc:x}")),
+            function: stop.function,
+            file: stop.file,
+            line: stop.line.map(|l| l as i32),
             session_id: ID(event.session_id),
             kind: event.kind.into(),
             state: event.state.into(),

@@ -12,6 +12,7 @@ mod state;
 mod uart;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-pub use state::{EventKind, SessionEvent, SessionState};
+pub use state::{EventKind, SessionEvent, SessionState, StopInfo};
 pub use uart::{UartChunk, UartLog, next_live};
 
 use crate::backend::{
@@ -29,6 +30,7 @@ use crate::backend::{
     MachineExit, TraceRequest,
 };
 use crate::catalog::{Catalog, CatalogError};
+use crate::debugger::Debugger;
 use crate::programs::{ProgramError, ProgramStore, validate_elf};
 use crate::store::{ProgramRecord, SessionRecord, StateChange, Store, StoreError};
 
@@ -89,6 +91,8 @@ pub enum PowerAction {
 /// A running emulator and the task supervising it.
 struct Launched {
     machine: Arc<dyn Machine>,
+    /// The GDB gateway, when the emulator has a stub.
+    debugger: Option<Arc<Debugger>>,
     supervisor: JoinHandle<()>,
 }
 
@@ -115,6 +119,7 @@ pub struct SessionService {
     uart_replay_bytes: usize,
     max_upload_bytes: u64,
     node: String,
+    gdb_listen: std::net::IpAddr,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     tracker: TaskTracker,
 }
@@ -123,6 +128,8 @@ pub struct ServiceConfig {
     pub data_dir: PathBuf,
     /// This server's node name: sessions are run (and reconciled) by their own node.
     pub node: String,
+    /// Where the sessions' GDB endpoints listen.
+    pub gdb_listen: std::net::IpAddr,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
 }
@@ -143,6 +150,7 @@ impl SessionService {
             uart_replay_bytes: config.uart_replay_bytes,
             max_upload_bytes: config.max_upload_bytes,
             node: config.node,
+            gdb_listen: config.gdb_listen,
             runtimes: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
         }
@@ -253,16 +261,32 @@ impl SessionService {
                 exit_code: e.exit_code,
                 message: e.message,
                 at: e.at,
+                stop: None,
             })
             .collect())
     }
 
-    /// The emulator's process id and GDB socket, when powered.
-    pub async fn machine_info(&self, id: &str) -> Option<(Option<u32>, Option<PathBuf>)> {
+    /// The emulator's process id and the GDB endpoint's address, when powered.
+    pub async fn machine_info(&self, id: &str) -> Option<(Option<u32>, Option<SocketAddr>)> {
         let runtime = self.lock_runtimes().get(id).cloned()?;
         let control = runtime.control.lock().await;
         let launched = control.as_ref().filter(|l| !l.supervisor.is_finished())?;
-        Some((launched.machine.pid(), launched.machine.gdb_socket()))
+        let gdb = launched.debugger.as_ref().map(|d| d.gateway().address());
+        Some((launched.machine.pid(), gdb))
+    }
+
+    /// The debugger of a powered session.
+    pub async fn debugger(&self, id: &str) -> Result<Arc<Debugger>, SessionError> {
+        let (_, runtime) = self.existing(id).await?;
+        let mut control = runtime.control.lock().await;
+        clear_finished(&mut control);
+        let launched = control.as_ref().ok_or_else(|| {
+            SessionError::InvalidState(format!("session '{id}' is not powered on"))
+        })?;
+        launched
+            .debugger
+            .clone()
+            .ok_or_else(|| SessionError::Unsupported(format!("session '{id}' has no GDB endpoint")))
     }
 
     /// Recent console output (bounded), for clients that poll rather than subscribe.
@@ -380,6 +404,7 @@ impl SessionService {
             exit_code: None,
             message: None,
             at: Utc::now(),
+            stop: None,
         });
         tracing::info!(session = %id, "session deleted");
         Ok(record)
@@ -492,8 +517,8 @@ impl SessionService {
         };
         let (machine, events) = backend
             .launch(LaunchRequest {
-                board,
-                program: program_path,
+                board: board.clone(),
+                program: program_path.clone(),
                 run_dir,
                 halted,
                 trace,
@@ -513,11 +538,26 @@ impl SessionService {
             Some(format!("program {} ({})", program.name, program.id)),
         )
         .await?;
-        let supervisor = self
-            .tracker
-            .spawn(supervise(self.store.clone(), runtime.clone(), events));
+        let debugger = match machine.gdb_socket() {
+            Some(stub) => match Debugger::start(&stub, self.gdb_listen, &board, program_path).await
+            {
+                Ok(debugger) => Some(Arc::new(debugger)),
+                Err(error) => {
+                    tracing::warn!(session = %record.id, %error, "no GDB endpoint for this session");
+                    None
+                }
+            },
+            None => None,
+        };
+        let supervisor = self.tracker.spawn(supervise(
+            self.store.clone(),
+            runtime.clone(),
+            events,
+            debugger.clone(),
+        ));
         *control = Some(Launched {
             machine: Arc::from(machine),
+            debugger,
             supervisor,
         });
         Ok(())
@@ -754,13 +794,39 @@ async fn record_state(
         exit_code,
         message,
         at: Utc::now(),
+        stop: None,
     });
     Ok(())
 }
 
-/// Follows one machine until it ends, recording what it reports.
-async fn supervise(store: Store, runtime: Arc<Runtime>, mut events: mpsc::Receiver<MachineEvent>) {
-    while let Some(event) = events.recv().await {
+/// Follows one machine until it ends, recording what it reports; tells the gateway
+/// when the emulator changed state behind its back (its caches are then stale), and
+/// turns the gateway's stop replies into HALTED events with source positions.
+async fn supervise(
+    store: Store,
+    runtime: Arc<Runtime>,
+    mut events: mpsc::Receiver<MachineEvent>,
+    debugger: Option<Arc<Debugger>>,
+) {
+    let mut stops = debugger.as_ref().map(|d| d.gateway().stops());
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            stop = next_stop(&mut stops) => {
+                if let (Some(stop), Some(debugger)) = (stop, &debugger) {
+                    announce_stop(&runtime, debugger, stop).await;
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { return };
+        if let (
+            Some(debugger),
+            MachineEvent::Paused | MachineEvent::Resumed | MachineEvent::Reset,
+        ) = (&debugger, &event)
+        {
+            debugger.gateway().invalidate();
+        }
         let change = match event {
             MachineEvent::Console(bytes) => {
                 runtime.uart.push(&bytes);
@@ -780,7 +846,7 @@ async fn supervise(store: Store, runtime: Arc<Runtime>, mut events: mpsc::Receiv
                 (EventKind::Reset, state, None, None)
             }
             MachineEvent::Exited(exit) => {
-                let change = match exit {
+                let (kind, state, code, message) = match exit {
                     MachineExit::Exited(code) => (
                         EventKind::Exited,
                         SessionState::Exited,
@@ -797,7 +863,6 @@ async fn supervise(store: Store, runtime: Arc<Runtime>, mut events: mpsc::Receiv
                         (EventKind::PoweredOff, SessionState::Stopped, None, None)
                     }
                 };
-                let (kind, state, code, message) = change;
                 if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await
                 {
                     tracing::error!(session = %runtime.id, %error, "cannot record the end of a machine");
@@ -811,6 +876,59 @@ async fn supervise(store: Store, runtime: Arc<Runtime>, mut events: mpsc::Receiv
             tracing::error!(session = %runtime.id, %error, "cannot record a state change");
         }
     }
+}
+
+/// The next stop reply, or never when there is no gateway (or it closed).
+async fn next_stop(
+    stops: &mut Option<broadcast::Receiver<virserver_gateway::StopEvent>>,
+) -> Option<virserver_gateway::StopEvent> {
+    let Some(receiver) = stops else {
+        return std::future::pending().await;
+    };
+    loop {
+        match receiver.recv().await {
+            Ok(stop) => return Some(stop),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                *stops = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Broadcasts a debugger stop (not recorded in the history: stepping makes many).
+async fn announce_stop(runtime: &Runtime, debugger: &Debugger, stop: virserver_gateway::StopEvent) {
+    use virserver_gateway::StopReason;
+    let reason = match &stop.reason {
+        StopReason::Breakpoint => "breakpoint".to_owned(),
+        StopReason::Step => "step".to_owned(),
+        StopReason::Watchpoint { kind, addr } => format!("{kind} 0x{addr:x}"),
+        StopReason::Interrupted => "interrupt".to_owned(),
+        StopReason::Signal(signal) => format!("signal {signal}"),
+        StopReason::Exited(code) => format!("exited {code}"),
+        StopReason::Terminated(signal) => format!("terminated {signal}"),
+    };
+    let position = match stop.pc {
+        Some(pc) => debugger.describe(pc).await,
+        None => Default::default(),
+    };
+    let state = *runtime.state.lock().await;
+    let _ = runtime.events.send(SessionEvent {
+        session_id: runtime.id.clone(),
+        kind: EventKind::Halted,
+        state,
+        exit_code: None,
+        message: None,
+        at: Utc::now(),
+        stop: Some(StopInfo {
+            reason,
+            pc: stop.pc,
+            function: position.function,
+            file: position.file,
+            line: position.line,
+        }),
+    });
 }
 
 fn clear_finished(control: &mut Option<Launched>) {

@@ -54,10 +54,12 @@ pub enum EventKind {
     Exited,
     Crashed,
     Deleted,
+    /// The CPU stopped under the debugger (breakpoint, step, watchpoint, interrupt).
+    Halted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Created,
         EventKind::PoweredOn,
         EventKind::PoweredOff,
@@ -68,6 +70,7 @@ impl EventKind {
         EventKind::Exited,
         EventKind::Crashed,
         EventKind::Deleted,
+        EventKind::Halted,
     ];
 
     /// Unknown strings (a newer server's kinds) read as None.
@@ -87,6 +90,7 @@ impl EventKind {
             EventKind::Exited => "EXITED",
             EventKind::Crashed => "CRASHED",
             EventKind::Deleted => "DELETED",
+            EventKind::Halted => "HALTED",
         }
     }
 }
@@ -100,4 +104,17 @@ pub struct SessionEvent {
     pub exit_code: Option<i32>,
     pub message: Option<String>,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// Where and why the CPU stopped, for HALTED events.
+    pub stop: Option<StopInfo>,
+}
+
+/// A debugger stop in source terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopInfo {
+    /// breakpoint, step, watchpoint, interrupt, signal N, exited N, terminated N.
+    pub reason: String,
+    pub pc: Option<u64>,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
 }

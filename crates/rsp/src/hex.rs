@@ -10,19 +10,55 @@ use crate::error::HexError;
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// Marks a byte that is not a hex digit in [`DIGIT_VALUES`].
+const NOT_HEX: u8 = 0xff;
+
+/// The value of every byte as a hex digit, [`NOT_HEX`] for the others:
+/// data payloads are hex, and a table keeps decoding them branch-free.
+const DIGIT_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut index = 0;
+    while index < 10 {
+        table[b'0' as usize + index] = index as u8;
+        index += 1;
+    }
+    let mut index = 0;
+    while index < 6 {
+        table[b'a' as usize + index] = 10 + index as u8;
+        table[b'A' as usize + index] = 10 + index as u8;
+        index += 1;
+    }
+    table
+};
+
+/// Every byte's two lower-case digits.
+const BYTE_DIGITS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    table
+};
+
 /// Value of one hex digit, or `None` if `byte` is not `0-9a-fA-F`.
 pub fn hex_digit_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
+    match DIGIT_VALUES[usize::from(byte)] {
+        NOT_HEX => None,
+        value => Some(value),
     }
 }
 
 /// True if `bytes` is non-empty and made only of hex digits.
 pub fn is_hex(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().all(|&b| hex_digit_value(b).is_some())
+    // Digit values fit in four bits; NOT_HEX sets the high ones.
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .fold(0u8, |bad, &byte| bad | DIGIT_VALUES[usize::from(byte)])
+            & 0xf0
+            == 0
 }
 
 /// Parses a big-endian hex number of any length into a `u64`.
@@ -75,9 +111,10 @@ pub fn write_hex_u8(value: u8, out: &mut Vec<u8>) {
 
 /// Appends each byte of `data` as two lower-case hex digits.
 pub fn encode_hex(data: &[u8], out: &mut Vec<u8>) {
-    out.reserve(data.len() * 2);
-    for &byte in data {
-        write_hex_u8(byte, out);
+    let start = out.len();
+    out.resize(start + data.len() * 2, 0);
+    for (pair, &byte) in out[start..].chunks_exact_mut(2).zip(data) {
+        pair.copy_from_slice(&BYTE_DIGITS[usize::from(byte)]);
     }
 }
 
@@ -96,11 +133,24 @@ pub fn decode_hex_into(hex: &[u8], out: &mut Vec<u8>) -> Result<(), HexError> {
     if !hex.len().is_multiple_of(2) {
         return Err(HexError::OddLength);
     }
-    out.reserve(hex.len() / 2);
-    for pair in hex.chunks_exact(2) {
-        let high = hex_digit_value(pair[0]).ok_or(HexError::InvalidDigit { byte: pair[0] })?;
-        let low = hex_digit_value(pair[1]).ok_or(HexError::InvalidDigit { byte: pair[1] })?;
-        out.push((high << 4) | low);
+    let start = out.len();
+    out.resize(start + hex.len() / 2, 0);
+    // Branch-free: decode everything, remember whether any digit was bad.
+    let mut bad = 0u8;
+    for (byte, pair) in out[start..].iter_mut().zip(hex.chunks_exact(2)) {
+        let high = DIGIT_VALUES[usize::from(pair[0])];
+        let low = DIGIT_VALUES[usize::from(pair[1])];
+        bad |= high | low;
+        *byte = (high << 4) | (low & 0xf);
+    }
+    if bad & 0xf0 != 0 {
+        let byte = hex
+            .iter()
+            .copied()
+            .find(|&byte| DIGIT_VALUES[usize::from(byte)] == NOT_HEX)
+            .unwrap_or_default();
+        out.truncate(start);
+        return Err(HexError::InvalidDigit { byte });
     }
     Ok(())
 }
@@ -179,5 +229,33 @@ mod tests {
         let mut encoded = Vec::new();
         encode_hex(&all, &mut encoded);
         assert_eq!(decode_hex(&encoded), Ok(all));
+    }
+
+    #[test]
+    fn tables_agree_with_the_definition() {
+        for byte in 0..=255u8 {
+            let expected = match byte {
+                b'0'..=b'9' => Some(byte - b'0'),
+                b'a'..=b'f' => Some(byte - b'a' + 10),
+                b'A'..=b'F' => Some(byte - b'A' + 10),
+                _ => None,
+            };
+            assert_eq!(hex_digit_value(byte), expected, "byte {byte:#x}");
+            assert_eq!(is_hex(&[b'0', byte]), expected.is_some(), "byte {byte:#x}");
+            let mut out = Vec::new();
+            encode_hex(&[byte], &mut out);
+            assert_eq!(out, format!("{byte:02x}").as_bytes());
+        }
+        assert!(!is_hex(b""));
+        // The first bad digit is reported, wherever it is, and `out` keeps
+        // only what it had.
+        let mut out = vec![1];
+        let mut long = b"00".repeat(100);
+        long[151] = b'z';
+        assert_eq!(
+            decode_hex_into(&long, &mut out),
+            Err(HexError::InvalidDigit { byte: b'z' })
+        );
+        assert_eq!(out, [1]);
     }
 }

@@ -30,6 +30,45 @@ pub fn needs_escape(byte: u8) -> bool {
     matches!(byte, b'$' | b'#' | b'}' | b'*')
 }
 
+/// The position of the first byte of `bytes` that [`needs_escape`], which
+/// is also the set of bytes with a meaning inside a raw payload.
+///
+/// Payloads are mostly hex digits, tens of kilobytes of them for a large
+/// memory read, so this looks at eight bytes at a time: a byte equal to `c`
+/// makes `word ^ c*0x01..01` have a zero byte, found with the classic
+/// "has a zero byte" test. That test can flag a byte above a real zero
+/// (borrow), never below one, so the lowest flag is a real match.
+pub fn find_special(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let found = zero_bytes(word, b'$')
+            | zero_bytes(word, b'#')
+            | zero_bytes(word, b'}')
+            | zero_bytes(word, b'*');
+        if found != 0 {
+            let index = offset + (found.trailing_zeros() / 8) as usize;
+            debug_assert!(needs_escape(bytes[index]));
+            return Some(index);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| needs_escape(byte))
+        .map(|position| offset + position)
+}
+
 /// The RSP checksum: the sum of the raw payload bytes, modulo 256.
 pub fn checksum(raw_payload: &[u8]) -> u8 {
     raw_payload
@@ -41,7 +80,7 @@ pub fn checksum(raw_payload: &[u8]) -> u8 {
 pub fn escape_into(payload: &[u8], out: &mut Vec<u8>) {
     out.reserve(payload.len());
     let mut rest = payload;
-    while let Some(index) = rest.iter().position(|&byte| needs_escape(byte)) {
+    while let Some(index) = find_special(rest) {
         out.extend_from_slice(&rest[..index]);
         out.push(ESCAPE);
         out.push(rest[index] ^ ESCAPE_XOR);
@@ -150,6 +189,45 @@ mod tests {
         encode_notification_raw(b"Stop:T05", &mut out);
         assert_eq!(out, b"%Stop:T05#99");
         assert_eq!(packet_frame(b"OK"), b"$OK#9a");
+    }
+
+    #[test]
+    fn find_special_agrees_with_a_plain_scan() {
+        let naive = |bytes: &[u8]| bytes.iter().position(|&byte| needs_escape(byte));
+        // Every special at every position of a 20-byte run, with neighbours
+        // that stress the borrow of the word test (0x00, 0x01, 0x80, 0xff,
+        // and the specials' own neighbours).
+        let fillers = [
+            b'0', b'f', 0x00, 0x01, 0x80, 0xff, b'"', b'%', b'|', b'~', b')', b'+',
+        ];
+        for filler in fillers {
+            for special in [b'$', b'#', b'}', b'*'] {
+                for position in 0..20 {
+                    let mut bytes = vec![filler; 20];
+                    bytes[position] = special;
+                    assert_eq!(
+                        find_special(&bytes),
+                        Some(position),
+                        "{filler:#x} {special}"
+                    );
+                    for length in 0..20 {
+                        assert_eq!(find_special(&bytes[..length]), naive(&bytes[..length]));
+                    }
+                }
+            }
+            assert_eq!(find_special(&[filler; 33]), None);
+        }
+        // A pseudo-random walk over all byte values.
+        let mut state = 0x1234_5678u32;
+        let bytes: Vec<u8> = (0..4096)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
+        for start in 0..64 {
+            assert_eq!(find_special(&bytes[start..]), naive(&bytes[start..]));
+        }
     }
 
     #[test]

@@ -1,0 +1,39 @@
+//! [`GatewayConfig`]: everything one session's gateway needs to start.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to start a [`Gateway`](crate::Gateway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The emulator stub's unix socket (QEMU `-chardev socket,path=...`).
+    pub upstream: PathBuf,
+    /// Where GDB clients connect; `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    /// Served for `qXfer:memory-map:read` (the server builds it from the
+    /// board); `None` leaves the object unadvertised.
+    pub memory_map_xml: Option<String>,
+    /// Cache registers and memory while halted and read ahead at each stop.
+    /// Off only to measure raw forwarding.
+    pub cache: bool,
+    /// Writes queued for one client before it counts as too slow and is
+    /// disconnected.
+    pub client_queue: usize,
+    /// How long connecting to the stub may take.
+    pub connect_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// The defaults for a stub at `upstream`: listen on 127.0.0.1, any port.
+    pub fn new(upstream: impl Into<PathBuf>) -> GatewayConfig {
+        GatewayConfig {
+            upstream: upstream.into(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            memory_map_xml: None,
+            cache: true,
+            client_queue: 256,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The driver: the [`Mux`] behind a lock, and the code that carries out its
+//! actions.
+//!
+//! There is no driver task. Whichever task has something for the mux (a
+//! client's or the stub's reader, the listener, an API call) takes the lock,
+//! feeds the input and carries out the actions before letting go: writes
+//! are non-blocking ([`SocketWriter`]), connecting is a spawned task, API
+//! answers go to oneshot channels. A forwarded request therefore costs what
+//! a bare relay costs: one wake-up to read it and one to read the reply.
+//! The lock is never held across an `await`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::net::{TcpStream, UnixStream, tcp, unix};
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::GatewayConfig;
+use crate::connection::{SocketWriter, read_client, read_upstream};
+use crate::debug_api::{ApiCall, ApiResult};
+use crate::error::DebugError;
+use crate::mux::{Action, ApiRequestId, ClientId, Input, Mux, MuxConfig};
+use crate::status::{GatewayStatus, StopEvent};
+
+type ApiReply = oneshot::Sender<Result<ApiResult, DebugError>>;
+
+/// One client's sockets.
+struct ClientLink {
+    writer: SocketWriter<tcp::OwnedWriteHalf>,
+    stop_reading: CancellationToken,
+}
+
+/// The stub's socket.
+struct UpstreamLink {
+    writer: SocketWriter<unix::OwnedWriteHalf>,
+    stop_reading: CancellationToken,
+}
+
+struct State {
+    mux: Mux,
+    clients: HashMap<ClientId, ClientLink>,
+    upstream: Option<UpstreamLink>,
+    /// Bumped whenever the upstream link is dropped or replaced, so events
+    /// of an old link are recognised and ignored.
+    upstream_generation: u64,
+    api_replies: HashMap<ApiRequestId, ApiReply>,
+    next_client: u64,
+    next_request: u64,
+}
+
+/// The mux and its sockets. See the [module doc](self).
+pub(crate) struct Driver {
+    state: Mutex<State>,
+    config: GatewayConfig,
+    stops: broadcast::Sender<StopEvent>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        config: GatewayConfig,
+        stops: broadcast::Sender<StopEvent>,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Arc<Driver> {
+        let mux = Mux::new(MuxConfig {
+            memory_map_xml: config.memory_map_xml.clone(),
+            cache: config.cache,
+            ..MuxConfig::default()
+        });
+        Arc::new(Driver {
+            state: Mutex::new(State {
+                mux,
+                clients: HashMap::new(),
+                upstream: None,
+                upstream_generation: 0,
+                api_replies: HashMap::new(),
+                next_client: 0,
+                next_request: 0,
+            }),
+            config,
+            stops,
+            cancel,
+            tracker,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Feeds one input and carries out the actions.
+    pub(crate) fn feed(self: &Arc<Self>, input: Input) {
+        let mut state = self.lock();
+        state.mux.handle(input);
+        self.execute(&mut state);
+    }
+
+    /// A new client connection (from the listener or a ticket).
+    pub(crate) fn accept(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let mut state = self.lock();
+        state.next_client += 1;
+        let client = ClientId(state.next_client);
+        let writer = SocketWriter::new(
+            writer,
+            self.config.client_queue,
+            &self.cancel,
+            &self.tracker,
+        );
+        let stop_reading = self.cancel.child_token();
+        self.tracker.spawn(read_client(
+            self.clone(),
+            client,
+            reader,
+            stop_reading.clone(),
+        ));
+        state.clients.insert(
+            client,
+            ClientLink {
+                writer,
+                stop_reading,
+            },
+        );
+        state.mux.handle(Input::ClientConnected {
+            client,
+            peer: peer.to_string(),
+            since: SystemTime::now(),
+        });
+        self.execute(&mut state);
+    }
+
+    /// A client's socket closed.
+    pub(crate) fn client_gone(self: &Arc<Self>, client: ClientId) {
+        let mut state = self.lock();
+        if let Some(link) = state.clients.remove(&client) {
+            link.writer.close();
+            state.mux.handle(Input::ClientGone { client });
+            self.execute(&mut state);
+        }
+    }
+
+    /// Bytes from the stub, if they come from the current link.
+    pub(crate) fn upstream_bytes(self: &Arc<Self>, generation: u64, bytes: Vec<u8>) {
+        let mut state = self.lock();
+        if generation == state.upstream_generation {
+            state.mux.handle(Input::UpstreamBytes(bytes));
+            self.execute(&mut state);
+        }
+    }
+
+    /// The stub's socket closed or failed.
+    pub(crate) fn upstream_lost(self: &Arc<Self>, generation: u64, reason: &str) {
+        let mut state = self.lock();
+        if generation == state.upstream_generation {
+            drop_upstream(&mut state);
+            state.mux.handle(Input::UpstreamFailed {
+                reason: reason.to_owned(),
+            });
+            self.execute(&mut state);
+        }
+    }
+
+    /// An API call; the answer comes on the returned channel.
+    pub(crate) fn call(
+        self: &Arc<Self>,
+        call: ApiCall,
+    ) -> oneshot::Receiver<Result<ApiResult, DebugError>> {
+        let (reply, answer) = oneshot::channel();
+        if self.cancel.is_cancelled() {
+            let _ = reply.send(Err(DebugError::GatewayClosed));
+            return answer;
+        }
+        let mut state = self.lock();
+        state.next_request += 1;
+        let request = ApiRequestId(state.next_request);
+        state.api_replies.insert(request, reply);
+        state.mux.handle(Input::Api { request, call });
+        self.execute(&mut state);
+        answer
+    }
+
+    pub(crate) fn status(&self) -> GatewayStatus {
+        self.lock().mux.status()
+    }
+
+    /// Closes every socket now (the gateway is going away).
+    pub(crate) fn close_all(&self) {
+        let mut state = self.lock();
+        for (_, link) in state.clients.drain() {
+            link.stop_reading.cancel();
+            link.writer.close();
+        }
+        drop_upstream(&mut state);
+        for (_, reply) in state.api_replies.drain() {
+            let _ = reply.send(Err(DebugError::GatewayClosed));
+        }
+    }
+
+    fn execute(self: &Arc<Self>, state: &mut State) {
+        while let Some(action) = state.mux.next_action() {
+            match action {
+                Action::ConnectUpstream => self.connect_upstream(state),
+                Action::SendUpstream(bytes) => {
+                    let sent = state
+                        .upstream
+                        .as_ref()
+                        .is_some_and(|link| link.writer.send(&bytes));
+                    if !sent && state.upstream.is_some() {
+                        tracing::warn!("writing to the stub failed");
+                        drop_upstream(state);
+                        state.mux.handle(Input::UpstreamFailed {
+                            reason: "write failed".into(),
+                        });
+                    }
+                }
+                Action::DisconnectUpstream => drop_upstream(state),
+                Action::SendClient { client, bytes } => {
+                    let sent = state
+                        .clients
+                        .get(&client)
+                        .is_some_and(|link| link.writer.send(&bytes));
+                    if !sent && let Some(link) = state.clients.remove(&client) {
+                        tracing::warn!(
+                            client = client.0,
+                            "client cannot keep up; disconnecting it"
+                        );
+                        link.stop_reading.cancel();
+                        link.writer.close();
+                        state.mux.handle(Input::ClientGone { client });
+                    }
+                }
+                Action::CloseClient { client } => {
+                    if let Some(link) = state.clients.remove(&client) {
+                        link.stop_reading.cancel();
+                        link.writer.close();
+                    }
+                }
+                Action::ApiReply { request, result } => {
+                    if let Some(reply) = state.api_replies.remove(&request) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Action::Stopped(event) => {
+                    let _ = self.stops.send(event);
+                }
+            }
+        }
+    }
+
+    /// Connects in a task of its own; the result comes back through
+    /// [`Driver::upstream_connected`].
+    fn connect_upstream(self: &Arc<Self>, state: &mut State) {
+        drop_upstream(state);
+        let generation = state.upstream_generation;
+        let driver = self.clone();
+        let path = self.config.upstream.clone();
+        let timeout = self.config.connect_timeout;
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            let connect = tokio::time::timeout(timeout, UnixStream::connect(&path));
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                result = connect => match result {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(error)) => Err(format!("{}: {error}", path.display())),
+                    Err(_) => Err(format!("{}: connect timed out", path.display())),
+                },
+            };
+            driver.upstream_connected(generation, result);
+        });
+    }
+
+    fn upstream_connected(self: &Arc<Self>, generation: u64, result: Result<UnixStream, String>) {
+        let mut state = self.lock();
+        if generation != state.upstream_generation {
+            return;
+        }
+        match result {
+            Ok(stream) => {
+                let (reader, writer) = stream.into_split();
+                let writer = SocketWriter::new(writer, usize::MAX, &self.cancel, &self.tracker);
+                let stop_reading = self.cancel.child_token();
+                self.tracker.spawn(read_upstream(
+                    self.clone(),
+                    generation,
+                    reader,
+                    stop_reading.clone(),
+                ));
+                state.upstream = Some(UpstreamLink {
+                    writer,
+                    stop_reading,
+                });
+                state.mux.handle(Input::UpstreamConnected);
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "cannot reach the stub");
+                state.mux.handle(Input::UpstreamFailed { reason });
+            }
+        }
+        self.execute(&mut state);
+    }
+}
+
+/// Closes the upstream link (after what was written to it) and makes its
+/// pending events stale.
+fn drop_upstream(state: &mut State) {
+    if let Some(link) = state.upstream.take() {
+        link.stop_reading.cancel();
+        link.writer.close();
+    }
+    state.upstream_generation += 1;
+}

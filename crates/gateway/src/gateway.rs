@@ -1,0 +1,124 @@
+//! [`Gateway`]: one per powered session. Binds the client listener, creates
+//! the driver, and hands out the API client, stop events, status and
+//! tickets. Every task shares one cancellation token and one task tracker:
+//! dropping the gateway (or [`Gateway::shutdown`]) ends them all and closes
+//! every socket.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::GatewayConfig;
+use crate::connection::{bind, run_listener, run_ticket};
+use crate::debug_client::DebugClient;
+use crate::driver::Driver;
+use crate::error::GatewayError;
+use crate::mux::Input;
+use crate::status::{GatewayStatus, StopEvent};
+
+/// Stop events kept for slow subscribers.
+const STOP_EVENTS: usize = 64;
+
+/// The gateway of one session. See the crate doc.
+pub struct Gateway {
+    address: SocketAddr,
+    driver: Arc<Driver>,
+    stops: broadcast::Sender<StopEvent>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Gateway")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Binds `config.listen` and starts serving. The stub is not contacted
+    /// until a client or the API needs it.
+    pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let listener = bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        let (stops, _) = broadcast::channel(STOP_EVENTS);
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let driver = Driver::new(config, stops.clone(), cancel.clone(), tracker.clone());
+        tracker.spawn(run_listener(driver.clone(), listener, cancel.clone()));
+        tracing::info!(%address, "gateway listening");
+        Ok(Gateway {
+            address,
+            driver,
+            stops,
+            cancel,
+            tracker,
+        })
+    }
+
+    /// Where GDB clients connect.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The API's own client of the mux.
+    pub fn client(&self) -> DebugClient {
+        DebugClient::new(self.driver.clone())
+    }
+
+    /// Every stop reply seen from now on.
+    pub fn stops(&self) -> broadcast::Receiver<StopEvent> {
+        self.stops.subscribe()
+    }
+
+    /// Call after QMP `cont`, `stop`, `system_reset` or `loadvm`: cached
+    /// registers and memory are stale.
+    pub fn invalidate(&self) {
+        self.driver.feed(Input::Invalidate);
+    }
+
+    /// Opens a one-time listener on the gateway's address with a new port:
+    /// it accepts a single connection within `ttl`, then closes.
+    pub async fn create_ticket(&self, ttl: Duration) -> Result<SocketAddr, GatewayError> {
+        if self.cancel.is_cancelled() {
+            return Err(GatewayError::Closed);
+        }
+        let listener = bind(SocketAddr::new(self.address.ip(), 0)).await?;
+        let address = listener.local_addr()?;
+        self.tracker.spawn(run_ticket(
+            self.driver.clone(),
+            listener,
+            ttl,
+            self.cancel.clone(),
+        ));
+        Ok(address)
+    }
+
+    /// Attached clients, upstream link, run state.
+    pub fn status(&self) -> GatewayStatus {
+        self.driver.status()
+    }
+
+    /// Stops every task and waits for them; every socket is closed after.
+    /// The VM is left as it is (no `D`).
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.driver.close_all();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.driver.close_all();
+    }
+}

@@ -1,0 +1,117 @@
+//! The multiplexing GDB-RSP gateway: several GDB clients (gdb-multiarch,
+//! VS Code, ...) and the server's own debug API debug the same emulated CPU
+//! at once, through the one connection an emulator's GDB stub accepts.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use virserver_gateway::{Gateway, GatewayConfig};
+//!
+//! let gateway = Gateway::start(GatewayConfig::new("/run/session/gdb.sock")).await?;
+//! println!("target extended-remote {}", gateway.address());
+//! let api = gateway.client();
+//! api.halt().await?;
+//! let registers = api.registers().await?;
+//! api.resume().await?;
+//! let one_time = gateway.create_ticket(Duration::from_secs(30)).await?;
+//! # let _ = (registers, one_time);
+//! gateway.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`mux`]: the sans-IO state machine. Inputs (client connected, client
+//!   bytes, stub bytes, API call, ...) in, actions (send upstream, send to a
+//!   client, close, connect, ...) out. All protocol decisions live here and
+//!   are unit-tested with scripted bytes.
+//! - `driver.rs`: the mux behind a lock; whichever task reads bytes (a
+//!   client, the stub) or makes a call feeds it and carries out the actions
+//!   at once with non-blocking writes, so forwarding costs no task hop.
+//!   `connection.rs`: non-blocking socket writers with bounded backlogs,
+//!   the reader tasks, the listener and tickets. [`Gateway`] (`gateway.rs`)
+//!   wires them with one cancellation token and task tracker.
+//! - [`DebugClient`] (`debug_client.rs`) and [`debug_api`]: the API's calls.
+//! - [`target_description`]: target.xml parsing (register names, numbers,
+//!   `g` layout). [`status`]: stop events and the status snapshot.
+//! - [`bench`](mod@bench): `bench_rsp`, the forwarding benchmark (`virserver bench rsp`).
+//! - Framing and packet grammar come from the `virserver-rsp` crate.
+//!
+//! # What the gateway does better than the stub
+//!
+//! Reads target.xml (following `xi:include`) and `qSupported` once per
+//! connection before anything else and serves them from its copy; offers
+//! clients `QStartNoAckMode` and a 128 KiB `PacketSize`, splits reads past
+//! QEMU's 0x800-byte limit into pipelined requests and streams the reply
+//! while the pieces arrive; serves `qXfer:memory-map:read` from
+//! [`GatewayConfig::memory_map_xml`]; caches registers and memory (as the
+//! stub's hex, never decoded on the way through) while halted, and at each
+//! stop reads `g` and the stack ahead of the clients; adds monitor commands
+//! (`monitor virserver status`, `monitor halt`, `monitor reset halt`,
+//! `monitor reset`).
+
+//! # Detach policy
+//!
+//! - When one of several clients detaches (`D`) or disconnects, the target
+//!   stays exactly as it is for the others; that client's breakpoints are
+//!   released (removed from the stub unless another client or the API holds
+//!   them).
+//! - When the last client leaves and the API holds neither a halt nor a
+//!   breakpoint, the gateway does what `D` means: `D` upstream (QEMU resumes
+//!   the VM) and the upstream connection is closed. If the target is running
+//!   then, nothing is sent (a byte would pause it) unless breakpoints must be
+//!   removed first (interrupt, `z`, `D`).
+//! - `k` and `vKill` end the client that sent them, never the session.
+//! - `bs`/`bc` get an empty reply unless the stub advertised
+//!   `ReverseStep+`/`ReverseContinue+` (QEMU aborts on them otherwise).
+//! - A client's requests made while the target runs (it did not resume it
+//!   itself) wait until the target stops; a resume joins the run and gets
+//!   the next stop reply; a 0x03 reaches the stub only while it runs, once.
+//! - The API: [`DebugClient::halt`] holds the target halted across client
+//!   departures until [`DebugClient::resume`]; every other call needs a
+//!   halted target and fails with [`DebugError::NotHalted`] rather than
+//!   touch a running VM's stub.
+//!
+//! # Architecture invariants
+//!
+//! - The mux does no I/O and reads no clock; tokio lives in `driver.rs`,
+//!   `connection.rs`, `gateway.rs` and `bench.rs` only.
+//! - Only complete, well-formed client packets reach the stub, re-framed;
+//!   junk, half packets and bad checksums never do. The gateway never sends
+//!   `+`/`-` upstream.
+//! - The stub is contacted only when a client packet or an API call needs
+//!   it (connecting pauses QEMU's VM).
+//! - A slow client never blocks the stub or another client: per-client
+//!   queues are bounded and a client that cannot keep up is disconnected.
+//! - No panic on peer input: every length and digit is checked by the codec.
+
+pub mod bench;
+mod config;
+mod connection;
+pub mod debug_api;
+mod debug_client;
+mod driver;
+mod error;
+mod gateway;
+pub mod mux;
+pub mod status;
+pub mod target_description;
+
+pub use config::GatewayConfig;
+pub use debug_api::{ApiCall, ApiResult, BreakpointKind, Register, WatchpointKind};
+pub use debug_client::DebugClient;
+pub use error::{DebugError, GatewayError};
+pub use gateway::Gateway;
+pub use status::{ClientStatus, GatewayStatus, RunState, StopEvent, StopReason};
+
+/// Bytes for a log line: printable ASCII kept, the rest escaped, long
+/// packets cut.
+pub(crate) fn hexdump(bytes: &[u8]) -> String {
+    const LIMIT: usize = 160;
+    let shown = &bytes[..bytes.len().min(LIMIT)];
+    let mut text = shown.escape_ascii().to_string();
+    if bytes.len() > LIMIT {
+        text.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    text
+}

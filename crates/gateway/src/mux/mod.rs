@@ -1,0 +1,437 @@
+//! The mux: a sans-IO state machine that lets many GDB clients and the API
+//! share one connection to the emulator's GDB stub.
+//!
+//! It is fed [`Input`]s (a client connected, bytes from a client or from the
+//! stub, an API call, ...) through [`Mux::handle`] and answers with
+//! [`Action`]s (send these bytes upstream, to that client, close it, connect
+//! upstream, ...) pulled with [`Mux::next_action`]. It reads no clock and
+//! touches no socket, so unit tests drive it with scripted bytes
+//! (`tests.rs`) and the tokio loops around it (`driver.rs`, `connection.rs`) stay thin.
+//!
+//! # Model
+//!
+//! - One upstream link, opened lazily (the first packet that needs the stub
+//!   opens it: connecting pauses QEMU's VM) and probed before anything else:
+//!   `qSupported`, target.xml with its includes, `?`, `vCont?`
+//!   (`probe.rs`).
+//! - Upstream requests are pipelined and the stub answers in order, so the
+//!   FIFO of `InFlight` entries says who each reply is for (`upstream.rs`).
+//!   The gateway never sends `+` or `-` upstream and ignores the stub's.
+//! - Each client has its own decoder, ack mode, thread selection and queue,
+//!   and one request at a time in progress, so its replies come in order
+//!   (`client.rs`, `commands.rs`).
+//! - While the target runs nothing goes upstream but one 0x03; requests wait
+//!   in their client's queue until the target stops, and the stop reply goes
+//!   to every client waiting on a resume.
+//! - Reads (`g`, `p`, `m`) go through a cache valid while halted, are split
+//!   to the stub's limit, pipelined, coalesced with reads in flight that
+//!   cover them, and a split read's reply is streamed to the client as its
+//!   pieces arrive; the stop reply triggers a `g` and a stack read ahead of
+//!   the clients (`reads.rs`, `cache.rs`, `stop.rs`).
+//! - Breakpoints are reference counted across clients and the API
+//!   (`breakpoints.rs`); the API is one more client (`api.rs`); the
+//!   gateway's own monitor commands live in `monitor.rs`.
+
+mod api;
+mod breakpoints;
+mod cache;
+mod client;
+mod commands;
+mod monitor;
+mod probe;
+mod reads;
+mod stop;
+#[cfg(test)]
+mod tests;
+mod upstream;
+mod writes;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::SystemTime;
+
+use virserver_rsp::packets::Features;
+use virserver_rsp::{Decoder, ThreadId};
+
+use crate::debug_api::{ApiCall, ApiResult};
+use crate::error::DebugError;
+use crate::status::{ClientStatus, GatewayStatus, RunState, StopEvent};
+use crate::target_description::TargetDescription;
+
+use api::ApiState;
+use breakpoints::BreakpointTable;
+use cache::Cache;
+use client::ClientState;
+use probe::Probe;
+use reads::Reads;
+use upstream::InFlight;
+
+/// The gateway's number for one GDB client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// The gateway's number for one API call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApiRequestId(pub u64);
+
+/// Something that happened, fed to [`Mux::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A client connected.
+    ClientConnected {
+        /// Its number (unique for the gateway's lifetime).
+        client: ClientId,
+        /// Its peer address, for status.
+        peer: String,
+        /// When, for status.
+        since: SystemTime,
+    },
+    /// Bytes from a client.
+    ClientBytes {
+        /// Which client.
+        client: ClientId,
+        /// What it sent.
+        bytes: Vec<u8>,
+    },
+    /// A client's connection closed (or it was closed).
+    ClientGone {
+        /// Which client.
+        client: ClientId,
+    },
+    /// The upstream connection asked for by [`Action::ConnectUpstream`] is up.
+    UpstreamConnected,
+    /// Connecting upstream failed, or the connection dropped.
+    UpstreamFailed {
+        /// Why, for logs and API errors.
+        reason: String,
+    },
+    /// Bytes from the stub.
+    UpstreamBytes(Vec<u8>),
+    /// A call of the API's debug client.
+    Api {
+        /// Its number, echoed in [`Action::ApiReply`].
+        request: ApiRequestId,
+        /// What it asks.
+        call: ApiCall,
+    },
+    /// The server changed the VM behind the stub's back (QMP cont, stop,
+    /// system_reset, loadvm): every cached register and memory byte is stale.
+    Invalidate,
+}
+
+/// Something the I/O layer must do, pulled with [`Mux::next_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open the upstream connection; answer with
+    /// [`Input::UpstreamConnected`] or [`Input::UpstreamFailed`].
+    ConnectUpstream,
+    /// Write these bytes to the stub.
+    SendUpstream(Vec<u8>),
+    /// Close the upstream connection (after writing what came before).
+    DisconnectUpstream,
+    /// Write these bytes to a client.
+    SendClient {
+        /// Which client.
+        client: ClientId,
+        /// What to write.
+        bytes: Vec<u8>,
+    },
+    /// Close a client's connection after writing what came before.
+    CloseClient {
+        /// Which client.
+        client: ClientId,
+    },
+    /// The answer to an API call.
+    ApiReply {
+        /// The call's number.
+        request: ApiRequestId,
+        /// Its result.
+        result: Result<ApiResult, DebugError>,
+    },
+    /// A stop reply was seen: broadcast it.
+    Stopped(StopEvent),
+}
+
+/// How the mux behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MuxConfig {
+    /// Served for `qXfer:memory-map:read`; none means the object is not offered.
+    pub memory_map_xml: Option<String>,
+    /// Cache registers and memory while halted, and read ahead at each stop.
+    pub cache: bool,
+    /// The `PacketSize` advertised to clients, in bytes.
+    pub client_packet_size: usize,
+    /// How many complete packets a client may queue before it is
+    /// disconnected as flooding.
+    pub max_queued_packets: usize,
+}
+
+impl Default for MuxConfig {
+    fn default() -> Self {
+        MuxConfig {
+            memory_map_xml: None,
+            cache: true,
+            client_packet_size: 0x20000,
+            max_queued_packets: 64,
+        }
+    }
+}
+
+/// Who a multi-packet job or a waiting state belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Owner {
+    /// A GDB client.
+    Client(ClientId),
+    /// The API's debug client.
+    Api,
+    /// The gateway itself (read-ahead), numbered.
+    Gateway(u64),
+}
+
+/// The state of the upstream link.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// No connection; the next packet that needs one opens it.
+    Down,
+    /// [`Action::ConnectUpstream`] was emitted.
+    Connecting,
+    /// Connected; reading features and target.xml before serving requests.
+    Probing(Probe),
+    /// Serving requests.
+    Ready,
+    /// `D` was sent; the connection closes when it is answered.
+    Detaching,
+}
+
+/// Whether the target runs (meaningful while connected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// Stopped: requests may go upstream.
+    Halted,
+    /// Running: only one 0x03 may go upstream.
+    Running {
+        /// 0x03 already sent for this run.
+        interrupt_sent: bool,
+        /// The resume was a single step.
+        step: bool,
+    },
+}
+
+/// The thread selections (`Hg`, `Hc`) of a client or of the stub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Selection {
+    /// `Hg`: registers and memory; `None` for "any".
+    pub general: Option<ThreadId>,
+    /// `Hc`: legacy `c`/`s`; `None` for "any".
+    pub resume: Option<ThreadId>,
+}
+
+/// What the gateway learnt about the stub while probing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StubInfo {
+    /// Its `qSupported` features.
+    pub features: Features,
+    /// Its packet size in bytes (0x1000 if it did not say).
+    pub packet_size: usize,
+    /// target.xml and every document it includes, by annex.
+    pub documents: BTreeMap<String, Vec<u8>>,
+    /// The parsed description, if target.xml was readable.
+    pub description: Option<TargetDescription>,
+    /// Its `vCont?` reply (raw payload), once known.
+    pub vcont: Option<Vec<u8>>,
+}
+
+/// The multiplexer. See the [module doc](self).
+#[derive(Debug)]
+pub struct Mux {
+    config: MuxConfig,
+    clients: BTreeMap<ClientId, ClientState>,
+    link: Link,
+    upstream_decoder: Decoder,
+    in_flight: VecDeque<InFlight>,
+    stub: StubInfo,
+    run: Run,
+    /// The raw payload of the last stop reply, answered to `?`.
+    last_stop: Option<Vec<u8>>,
+    /// The stub's current thread selections, as far as the gateway knows.
+    upstream_selection: Selection,
+    cache: Cache,
+    reads: Reads,
+    breakpoints: BreakpointTable,
+    api: ApiState,
+    /// Breakpoints to remove upstream at the next stop (their last holder
+    /// left while the target ran, and bytes would pause it).
+    pending_removals: Vec<virserver_rsp::packets::Breakpoint>,
+    /// Detach once the target has stopped (the last client left while it
+    /// ran with breakpoints inserted).
+    teardown_after_stop: bool,
+    next_gateway_job: u64,
+    /// The stack pointer at the last stop, for the next stop's read-ahead.
+    last_sp: Option<u64>,
+    actions: VecDeque<Action>,
+}
+
+impl Mux {
+    /// A mux with no client and no upstream connection.
+    pub fn new(config: MuxConfig) -> Mux {
+        Mux {
+            config,
+            clients: BTreeMap::new(),
+            link: Link::Down,
+            upstream_decoder: Decoder::new(),
+            in_flight: VecDeque::new(),
+            stub: StubInfo::default(),
+            run: Run::Halted,
+            last_stop: None,
+            upstream_selection: Selection::default(),
+            cache: Cache::default(),
+            reads: Reads::default(),
+            breakpoints: BreakpointTable::default(),
+            api: ApiState::default(),
+            pending_removals: Vec::new(),
+            teardown_after_stop: false,
+            next_gateway_job: 0,
+            last_sp: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Feeds one input; then drain [`Mux::next_action`].
+    pub fn handle(&mut self, input: Input) {
+        match input {
+            Input::ClientConnected {
+                client,
+                peer,
+                since,
+            } => self.client_connected(client, peer, since),
+            Input::ClientBytes { client, bytes } => self.client_bytes(client, &bytes),
+            Input::ClientGone { client } => self.client_gone(client),
+            Input::UpstreamConnected => self.upstream_connected(),
+            Input::UpstreamFailed { reason } => self.upstream_failed(&reason),
+            Input::UpstreamBytes(bytes) => self.upstream_bytes(&bytes),
+            Input::Api { request, call } => self.api_call(request, call),
+            Input::Invalidate => self.cache.invalidate(),
+        }
+    }
+
+    /// The next action to carry out, in order; `None` when all are taken.
+    pub fn next_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// A snapshot for [`crate::Gateway::status`] and `monitor virserver status`.
+    pub fn status(&self) -> GatewayStatus {
+        GatewayStatus {
+            clients: self
+                .clients
+                .iter()
+                .map(|(id, client)| ClientStatus {
+                    id: id.0,
+                    peer: client.peer.clone(),
+                    since: client.since,
+                    waiting_for_stop: client.is_waiting_for_stop(),
+                })
+                .collect(),
+            upstream_connected: self.is_connected(),
+            run_state: self.run_state(),
+            api_holds_halt: self.api.holds_halt,
+            breakpoints: self.breakpoints.len(),
+        }
+    }
+
+    /// Halted or running, as the gateway knows it.
+    pub fn run_state(&self) -> RunState {
+        match (&self.link, self.run) {
+            (Link::Down, _) => RunState::Unknown,
+            (Link::Connecting | Link::Probing(_), _) => RunState::Connecting,
+            (_, Run::Halted) => RunState::Halted,
+            (_, Run::Running { .. }) => RunState::Running,
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        !matches!(self.link, Link::Down | Link::Connecting)
+    }
+
+    fn is_halted(&self) -> bool {
+        matches!(self.link, Link::Ready) && self.run == Run::Halted
+    }
+
+    /// Queues an action, merging consecutive writes to the same peer.
+    fn push(&mut self, action: Action) {
+        match (self.actions.back_mut(), action) {
+            (Some(Action::SendUpstream(bytes)), Action::SendUpstream(more)) => {
+                bytes.extend_from_slice(&more)
+            }
+            (
+                Some(Action::SendClient { client, bytes }),
+                Action::SendClient {
+                    client: other,
+                    bytes: more,
+                },
+            ) if *client == other => bytes.extend_from_slice(&more),
+            (_, action) => self.actions.push_back(action),
+        }
+    }
+
+    /// True when the link is ready; opens it if it is down.
+    fn link_ready(&mut self) -> bool {
+        match self.link {
+            Link::Ready => true,
+            Link::Down => {
+                self.link = Link::Connecting;
+                self.push(Action::ConnectUpstream);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives every client and the API a chance to go on (after a stop, the
+    /// end of the probe, a reply, ...).
+    fn pump_all(&mut self) {
+        let ids: Vec<ClientId> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.pump_client(id);
+        }
+        self.pump_api();
+    }
+
+    /// Forgets everything tied to the upstream connection.
+    fn reset_link_state(&mut self) {
+        self.link = Link::Down;
+        self.upstream_decoder.reset();
+        self.in_flight.clear();
+        self.run = Run::Halted;
+        self.last_stop = None;
+        self.upstream_selection = Selection::default();
+        self.cache.invalidate();
+        self.reads.clear();
+        self.breakpoints.clear();
+        self.pending_removals.clear();
+        self.teardown_after_stop = false;
+        for client in self.clients.values_mut() {
+            client.forget_breakpoints_and_threads();
+        }
+    }
+
+    /// The stub dropped or could not be reached: every client is closed and
+    /// the API's call fails.
+    fn upstream_failed(&mut self, reason: &str) {
+        if matches!(self.link, Link::Down) {
+            return;
+        }
+        tracing::warn!(reason, "upstream link lost; closing every client");
+        let detaching = matches!(self.link, Link::Detaching);
+        self.reset_link_state();
+        self.fail_api(DebugError::Upstream(reason.to_owned()));
+        if detaching {
+            // The stub closed after `D`: that is the end we asked for.
+            self.pump_all();
+            return;
+        }
+        let ids: Vec<ClientId> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.close_client(id);
+        }
+    }
+}

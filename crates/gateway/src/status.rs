@@ -1,0 +1,89 @@
+//! What the gateway reports about itself: stop events (broadcast to the
+//! server for every stop reply seen) and the status snapshot (attached
+//! clients, upstream link, run state).
+
+use std::time::SystemTime;
+
+/// Why the target stopped, as far as the stop reply and the gateway's
+/// knowledge of the last resume tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// A breakpoint (`T05` after a continue, or a `swbreak`/`hwbreak` field).
+    Breakpoint,
+    /// A single step finished (`T05` after a step).
+    Step,
+    /// A watchpoint fired.
+    Watchpoint {
+        /// `watch`, `rwatch` or `awatch`.
+        kind: &'static str,
+        /// The data address accessed.
+        addr: u64,
+    },
+    /// An interrupt (0x03 from a client or the API, or QMP `stop`): `T02`.
+    Interrupted,
+    /// Another signal.
+    Signal(u8),
+    /// The target exited (`W`) with this status.
+    Exited(u8),
+    /// The target was terminated (`X`) by this signal.
+    Terminated(u8),
+}
+
+/// One stop reply seen on the upstream link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopEvent {
+    /// Why.
+    pub reason: StopReason,
+    /// The signal number of `S`/`T` replies.
+    pub signal: Option<u8>,
+    /// The stopped thread (`p1.1` style), if the reply named one.
+    pub thread: Option<String>,
+    /// The program counter, when the gateway read the registers.
+    pub pc: Option<u64>,
+    /// The stop reply as the stub sent it.
+    pub raw: String,
+    /// False when the stop answered nobody's resume (QMP `cont` or `stop`
+    /// behind the gateway's back).
+    pub solicited: bool,
+}
+
+/// Whether the target runs, as the gateway knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// No upstream connection: the gateway does not know (and does not ask).
+    Unknown,
+    /// Connecting or reading the target description.
+    Connecting,
+    /// Halted: requests are served.
+    Halted,
+    /// Running: only an interrupt goes upstream.
+    Running,
+}
+
+/// One attached client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientStatus {
+    /// The gateway's number for it.
+    pub id: u64,
+    /// Its peer address.
+    pub peer: String,
+    /// When it connected.
+    pub since: SystemTime,
+    /// True when it waits for a stop reply.
+    pub waiting_for_stop: bool,
+}
+
+/// A snapshot of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayStatus {
+    /// The attached GDB clients (the API is not listed).
+    pub clients: Vec<ClientStatus>,
+    /// True while the gateway holds a connection to the stub.
+    pub upstream_connected: bool,
+    /// Halted or running.
+    pub run_state: RunState,
+    /// True while the API holds the target halted.
+    pub api_holds_halt: bool,
+    /// Breakpoints and watchpoints inserted in the stub.
+    pub breakpoints: usize,
+}

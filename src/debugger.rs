@@ -1,0 +1,230 @@
+//! The debugger of one powered session: its multiplexing GDB gateway (crates/gateway),
+//! the program's symbols (DWARF, built on first use), and what the API needs on top of
+//! the gateway's client: source locations to addresses ("0x...", a function name, or
+//! "file.c:LINE") and stop addresses back to function, file and line.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+use virserver_coverage::{CodeLocation, LineMap, LineMapError, SymbolError};
+use virserver_gateway::{DebugClient, DebugError, Gateway, GatewayConfig, GatewayError};
+
+use crate::boards::{BoardTemplate, MemoryKind, parse_u64};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebuggerError {
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
+    #[error("the program has no usable debug information: {0}")]
+    NoDebugInfo(String),
+    #[error(transparent)]
+    Target(#[from] DebugError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// Where a breakpoint goes, as the API spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Address(u64),
+    Line { file: String, line: u32 },
+    Function(String),
+}
+
+impl Location {
+    pub fn parse(text: &str) -> Result<Self, DebuggerError> {
+        let text = text.trim();
+        if text.starts_with("0x") || text.starts_with("0X") {
+            return parse_u64(text)
+                .map(Location::Address)
+                .ok_or_else(|| DebuggerError::BadInput(format!("'{text}' is not an address")));
+        }
+        if let Some((file, line)) = text.rsplit_once(':') {
+            let line = line
+                .parse()
+                .map_err(|_| DebuggerError::BadInput(format!("'{line}' is not a line number")))?;
+            if file.is_empty() {
+                return Err(DebuggerError::BadInput(
+                    "a file name is missing before ':'".into(),
+                ));
+            }
+            return Ok(Location::Line {
+                file: file.to_owned(),
+                line,
+            });
+        }
+        if text.is_empty() || text.chars().any(char::is_whitespace) {
+            return Err(DebuggerError::BadInput(format!(
+                "'{text}' is neither 0xADDRESS, FILE:LINE nor a function name"
+            )));
+        }
+        Ok(Location::Function(text.to_owned()))
+    }
+}
+
+/// Parses an address given as "0x..." (or decimal): GraphQL Int has only 32 signed bits.
+pub fn parse_address(text: &str) -> Result<u64, DebuggerError> {
+    parse_u64(text).ok_or_else(|| DebuggerError::BadInput(format!("'{text}' is not an address")))
+}
+
+/// Where the CPU stopped, in source terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// GDB's memory-map document for a board, so that `load` and hardware breakpoints
+/// know flash from RAM.
+pub fn memory_map_xml(board: &BoardTemplate) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE memory-map PUBLIC \"+//IDN gnu.org//DTD GDB Memory Map V1.0//EN\" \"http://sourceware.org/gdb/gdb-memory-map.dtd\">\n<memory-map>\n",
+    );
+    for region in &board.memory {
+        match region.kind {
+            MemoryKind::Flash => xml.push_str(&format!(
+                "  <memory type=\"flash\" start=\"0x{:x}\" length=\"0x{:x}\">\n    <property name=\"blocksize\">0x400</property>\n  </memory>\n",
+                region.start, region.size
+            )),
+            MemoryKind::Rom => xml.push_str(&format!(
+                "  <memory type=\"rom\" start=\"0x{:x}\" length=\"0x{:x}\"/>\n",
+                region.start, region.size
+            )),
+            MemoryKind::Ram => xml.push_str(&format!(
+                "  <memory type=\"ram\" start=\"0x{:x}\" length=\"0x{:x}\"/>\n",
+                region.start, region.size
+            )),
+        }
+    }
+    xml.push_str("</memory-map>\n");
+    xml
+}
+
+pub struct Debugger {
+    gateway: Gateway,
+    elf: PathBuf,
+    symbols: OnceCell<Arc<LineMap>>,
+}
+
+impl Debugger {
+    /// Starts the gateway in front of the emulator's stub; it connects to the stub only
+    /// when a client or the API needs it.
+    pub async fn start(
+        stub: &Path,
+        listen: IpAddr,
+        board: &BoardTemplate,
+        elf: PathBuf,
+    ) -> Result<Self, DebuggerError> {
+        let mut config = GatewayConfig::new(stub);
+        config.listen = SocketAddr::new(listen, 0);
+        config.memory_map_xml = Some(memory_map_xml(board));
+        Ok(Self {
+            gateway: Gateway::start(config).await?,
+            elf,
+            symbols: OnceCell::new(),
+        })
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    pub fn client(&self) -> DebugClient {
+        self.gateway.client()
+    }
+
+    pub async fn symbols(&self) -> Result<Arc<LineMap>, DebuggerError> {
+        self.symbols
+            .get_or_try_init(|| async {
+                let bytes = tokio::fs::read(&self.elf)
+                    .await
+                    .map_err(|e| DebuggerError::NoDebugInfo(e.to_string()))?;
+                let map = tokio::task::spawn_blocking(move || LineMap::from_elf(&bytes))
+                    .await
+                    .map_err(|e| DebuggerError::NoDebugInfo(e.to_string()))?
+                    .map_err(|e: LineMapError| DebuggerError::NoDebugInfo(e.to_string()))?;
+                Ok(Arc::new(map))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The code address of a location.
+    pub async fn resolve(&self, location: &Location) -> Result<CodeLocation, DebuggerError> {
+        match location {
+            Location::Address(address) => {
+                let position = self.describe(*address).await;
+                Ok(CodeLocation {
+                    address: *address,
+                    file: position.file.unwrap_or_default(),
+                    line: position.line.unwrap_or(0),
+                })
+            }
+            Location::Line { file, line } => Ok(self.symbols().await?.line_address(file, *line)?),
+            Location::Function(name) => Ok(self.symbols().await?.function_address(name)?),
+        }
+    }
+
+    /// Function, file and line of an address, as far as the DWARF tells.
+    pub async fn describe(&self, address: u64) -> SourcePosition {
+        let Ok(symbols) = self.symbols().await else {
+            return SourcePosition::default();
+        };
+        let (file, line) = symbols
+            .lookup(address)
+            .map(|(file, line)| (Some(file.to_owned()), Some(line)))
+            .unwrap_or_default();
+        SourcePosition {
+            function: symbols.function_at(address).map(str::to_owned),
+            file,
+            line,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expected: Option<Location>) {
+        assert_eq!(Location::parse(text).ok(), expected, "{text}");
+    }
+
+    #[test]
+    fn locations_parse() {
+        check("0x8000_0000", Some(Location::Address(0x8000_0000)));
+        check("main", Some(Location::Function("main".into())));
+        check(
+            "programs/hello.c:18",
+            Some(Location::Line {
+                file: "programs/hello.c".into(),
+                line: 18,
+            }),
+        );
+        check("hello.c:x", None);
+        check(":3", None);
+        check("0xZZ", None);
+        check("two words", None);
+        check("", None);
+    }
+
+    #[test]
+    fn memory_map_names_flash_with_a_block_size() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/lm3s6965evb.yaml"),
+        )
+        .unwrap();
+        let board = BoardTemplate::parse("lm3s", &text).unwrap();
+        let xml = memory_map_xml(&board);
+        assert!(
+            xml.contains("<memory type=\"flash\" start=\"0x0\" length=\"0x40000\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<memory type=\"ram\" start=\"0x20000000\" length=\"0x10000\"/>"));
+    }
+}
