@@ -50,6 +50,13 @@ impl App {
                 "backend probed"
             );
         }
+        // With Redis, one connection for the events that cross nodes (sessions and jobs).
+        let bus = match &config.redis_url {
+            Some(url) => Some(Arc::new(
+                RedisEvents::connect(url, EventsConfig::default()).await?,
+            )),
+            None => None,
+        };
         let sessions = Arc::new(SessionService::new(
             store.clone(),
             catalog.clone(),
@@ -60,6 +67,7 @@ impl App {
                 max_upload_bytes: config.max_upload_bytes,
                 node: config.node_name.clone(),
                 gdb_listen: config.gdb_listen,
+                bus: bus.clone(),
             },
         ));
         let reconciled = sessions.reconcile().await?;
@@ -69,7 +77,12 @@ impl App {
                 "sessions whose emulator was lost marked CRASHED"
             );
         }
-        let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends).await?;
+        let shutdown = CancellationToken::new();
+        sessions
+            .clone()
+            .listen_to_other_nodes(shutdown.clone())
+            .await?;
+        let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends, bus).await?;
         Ok(Arc::new(Self {
             config,
             store,
@@ -77,7 +90,7 @@ impl App {
             backends,
             sessions,
             jobs,
-            shutdown: CancellationToken::new(),
+            shutdown,
         }))
     }
 
@@ -99,6 +112,7 @@ async fn start_jobs(
     sessions: &Arc<SessionService>,
     catalog: &Arc<Catalog>,
     backends: &Backends,
+    bus: Option<Arc<RedisEvents>>,
 ) -> anyhow::Result<Arc<JobService>> {
     let reclaim_after = Duration::from_secs(config.job_reclaim_seconds.max(1));
     let queue_config = QueueConfig {
@@ -106,14 +120,9 @@ async fn start_jobs(
         max_length: Some(config.max_queued_jobs),
         ..QueueConfig::default()
     };
-    let (queue, bus): (Arc<dyn JobQueue>, _) = match &config.redis_url {
-        Some(url) => (
-            Arc::new(RedisQueue::connect(url, queue_config.clone()).await?),
-            Some(Arc::new(
-                RedisEvents::connect(url, EventsConfig::default()).await?,
-            )),
-        ),
-        None => (Arc::new(MemoryQueue::new(&queue_config)), None),
+    let queue: Arc<dyn JobQueue> = match &config.redis_url {
+        Some(url) => Arc::new(RedisQueue::connect(url, queue_config.clone()).await?),
+        None => Arc::new(MemoryQueue::new(&queue_config)),
     };
     let embedded = bus.is_none();
     let jobs = JobService::new(

@@ -135,6 +135,37 @@ async fn two_nodes_share_twenty_jobs_each_finishing_once_and_cancel_crosses_node
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Session events cross nodes too: a session of node B watched from node A.
+    let session = b.create_session("mps2-an385").await;
+    b.upload(&session, "exit3-mps2-an385.elf").await;
+    let mut events = a
+        .subscribe(
+            "subscription($s: ID!) { sessionEvents(sessionId: $s) { kind state exitCode } }",
+            json!({ "s": session }),
+        )
+        .await;
+    b.power(&session, "ON", false).await;
+    let mut kinds = Vec::new();
+    while let Some(event) = events.next().await {
+        let event = event["sessionEvents"].clone();
+        kinds.push(event["kind"].as_str().unwrap().to_owned());
+        if event["kind"] == "EXITED" {
+            assert_eq!(event["exitCode"], 3);
+            break;
+        }
+    }
+    assert_eq!(
+        kinds,
+        ["POWERED_ON", "EXITED"],
+        "node A saw node B's session"
+    );
+    let code = a
+        .error_code(
+            "mutation($s: ID!) { powerSession(id: $s, action: OFF) { state } }",
+            json!({ "s": session }),
+        )
+        .await;
+    assert_eq!(code, "INVALID_STATE", "only the owning node runs a session");
     drop((a, b));
     database.drop_database().await;
 }

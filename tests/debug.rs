@@ -26,11 +26,13 @@ async fn powered_ticker(server: &Server) -> (String, String) {
     (session, gdb)
 }
 
-/// The next HALTED event.
-async fn halted(events: &mut common::Subscription) -> Value {
+/// The next HALTED event for `reason`. (Whether halting a running VM also gives an
+/// "interrupt" event depends on the QEMU version: 7.2 sends a stop reply when the
+/// gateway connects, 10.x does not; those are skipped.)
+async fn halted(events: &mut common::Subscription, reason: &str) -> Value {
     loop {
         let event = events.next().await.expect("an event")["sessionEvents"].clone();
-        if event["kind"] == "HALTED" {
+        if event["kind"] == "HALTED" && event["reason"] == reason {
             return event;
         }
     }
@@ -83,7 +85,6 @@ async fn api_breakpoints_on_functions_and_lines_stop_there() {
             .unwrap()
             .starts_with("0x")
     );
-    assert_eq!(halted(&mut events).await["reason"], "interrupt");
     let breakpoint = server
         .query(
             "mutation($s: ID!) { addBreakpoint(sessionId: $s, location: \"tick\") { address function file line } }",
@@ -105,8 +106,7 @@ async fn api_breakpoints_on_functions_and_lines_stop_there() {
             s.clone(),
         )
         .await;
-    let event = halted(&mut events).await;
-    assert_eq!(event["reason"], "breakpoint", "{event}");
+    let event = halted(&mut events, "breakpoint").await;
     assert_eq!(event["function"], "tick", "{event}");
     assert_eq!(event["pc"], breakpoint["address"]);
     assert_eq!(
@@ -141,7 +141,7 @@ async fn api_breakpoints_on_functions_and_lines_stop_there() {
             s.clone(),
         )
         .await;
-    let event = halted(&mut events).await;
+    let event = halted(&mut events, "breakpoint").await;
     assert_eq!(event["line"], 22, "{event}");
     assert_eq!(
         event["file"].as_str().map(|f| f.ends_with("ticker.c")),

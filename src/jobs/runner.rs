@@ -134,33 +134,30 @@ async fn drive(
     tokio::pin!(deadline);
     let mut input = spec.uart_input.clone();
     loop {
+        // Console output first when both are ready: output precedes the exit it led to.
         tokio::select! {
-            () = cancel.cancelled() => return Ok(Verdict::Cancelled),
-            () = &mut deadline => return Ok(check.timed_out(spec.timeout.as_secs())),
+            biased;
             chunk = next_live(&mut uart) => {
                 let Some(chunk) = chunk else { continue };
-                console.push(&chunk.data);
-                progress(Progress::Console(chunk.data.clone()));
+                if let Some(verdict) = take_chunk(&chunk.data, console, check, progress) {
+                    return Ok(verdict);
+                }
                 if let Some(text) = input.take() {
                     sessions.send_uart_input(&session.id, text.as_bytes()).await?;
                 }
-                if let Some(verdict) = check.console(&chunk.data) {
-                    return Ok(verdict);
-                }
             }
+            () = cancel.cancelled() => return Ok(Verdict::Cancelled),
+            () = &mut deadline => return Ok(check.timed_out(spec.timeout.as_secs())),
             event = events.recv() => match event {
                 Ok(event) if event.kind == EventKind::Exited => {
                     // Output is recorded before the exit: take what is still queued.
+                    *exit_code = event.exit_code;
                     while let Ok(chunk) = uart.try_recv() {
-                        console.push(&chunk.data);
-                        if let Some(verdict) = check.console(&chunk.data) {
-                            *exit_code = event.exit_code;
+                        if let Some(verdict) = take_chunk(&chunk.data, console, check, progress) {
                             return Ok(verdict);
                         }
                     }
-                    let code = event.exit_code.unwrap_or(-1);
-                    *exit_code = Some(code);
-                    return Ok(check.exited(code));
+                    return Ok(check.exited(event.exit_code.unwrap_or(-1)));
                 }
                 Ok(event) if event.kind == EventKind::Crashed => {
                     return Ok(Verdict::Error(format!(
@@ -173,6 +170,18 @@ async fn drive(
             },
         }
     }
+}
+
+/// One piece of console output: kept, shown, and judged.
+fn take_chunk(
+    data: &str,
+    console: &mut Console,
+    check: &mut RuleCheck,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Option<Verdict> {
+    console.push(data);
+    progress(Progress::Console(data.to_owned()));
+    check.console(data)
 }
 
 async fn coverage_lcov(sessions: &SessionService, session_id: &str) -> Option<String> {

@@ -33,6 +33,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::debugger::Debugger;
 use crate::programs::{ProgramError, ProgramStore, validate_elf};
 use crate::store::{ProgramRecord, SessionRecord, StateChange, Store, StoreError};
+use virserver_queue::RedisEvents;
 
 /// The execution trace of a session's latest run (an in_asm log or the plugin's
 /// counts), and the id of the program it ran.
@@ -108,6 +109,17 @@ struct Runtime {
     /// Resets the API asked for and already recorded; the emulator's own report of
     /// each is then not recorded a second time.
     requested_resets: AtomicU32,
+    bus: Option<Arc<SessionBus>>,
+}
+
+impl Runtime {
+    /// Tells local subscribers, then other nodes.
+    async fn announce(&self, event: SessionEvent) {
+        let _ = self.events.send(event.clone());
+        if let Some(bus) = &self.bus {
+            bus.publish(&event).await;
+        }
+    }
 }
 
 pub struct SessionService {
@@ -120,6 +132,9 @@ pub struct SessionService {
     max_upload_bytes: u64,
     node: String,
     gdb_listen: std::net::IpAddr,
+    bus: Option<Arc<SessionBus>>,
+    /// Event channels of other nodes' sessions, fed from the bus.
+    remote_events: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     tracker: TaskTracker,
 }
@@ -132,6 +147,38 @@ pub struct ServiceConfig {
     pub gdb_listen: std::net::IpAddr,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
+    /// With Redis: session events cross to subscribers on other nodes.
+    pub bus: Option<Arc<RedisEvents>>,
+}
+
+/// The Redis channel of session events; each message names the node it came from.
+const BUS_CHANNEL: &str = "virserver:sessions";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BusMessage {
+    node: String,
+    event: SessionEvent,
+}
+
+/// Publishes this node's session events for the other nodes.
+struct SessionBus {
+    events: Arc<RedisEvents>,
+    node: String,
+}
+
+impl SessionBus {
+    async fn publish(&self, event: &SessionEvent) {
+        let message = BusMessage {
+            node: self.node.clone(),
+            event: event.clone(),
+        };
+        let Ok(text) = serde_json::to_string(&message) else {
+            return;
+        };
+        if let Err(error) = self.events.publish(BUS_CHANNEL, &text).await {
+            tracing::warn!(%error, "session event not sent to other nodes");
+        }
+    }
 }
 
 impl SessionService {
@@ -149,8 +196,15 @@ impl SessionService {
             run_root: config.data_dir.join("run"),
             uart_replay_bytes: config.uart_replay_bytes,
             max_upload_bytes: config.max_upload_bytes,
+            bus: config.bus.map(|events| {
+                Arc::new(SessionBus {
+                    events,
+                    node: config.node.clone(),
+                })
+            }),
             node: config.node,
             gdb_listen: config.gdb_listen,
+            remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
         }
@@ -199,6 +253,7 @@ impl SessionService {
                     control: tokio::sync::Mutex::new(None),
                     state: tokio::sync::Mutex::new(SessionState::parse(state)),
                     requested_resets: AtomicU32::new(0),
+                    bus: self.bus.clone(),
                 })
             })
             .clone()
@@ -303,12 +358,58 @@ impl SessionService {
         Ok(runtime.uart.subscribe())
     }
 
+    /// Events of a session of this node, or, with Redis, of any node.
     pub async fn subscribe_events(
         &self,
         id: &str,
     ) -> Result<broadcast::Receiver<SessionEvent>, SessionError> {
+        let record = self.get(id).await?;
+        if record.node != self.node && self.bus.is_some() {
+            let mut remote = self.remote_events.lock().unwrap_or_else(|p| p.into_inner());
+            let sender = remote
+                .entry(record.id)
+                .or_insert_with(|| broadcast::channel(256).0);
+            return Ok(sender.subscribe());
+        }
         let (_, runtime) = self.existing(id).await?;
         Ok(runtime.events.subscribe())
+    }
+
+    /// Feeds other nodes' session events to this node's subscribers, until shutdown.
+    pub async fn listen_to_other_nodes(
+        self: Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), virserver_queue::QueueError> {
+        use futures_util::StreamExt;
+        let Some(bus) = self.bus.clone() else {
+            return Ok(());
+        };
+        let mut messages = bus.events.subscribe(BUS_CHANNEL).await?;
+        let service = self.clone();
+        self.tracker.spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    message = messages.next() => message,
+                };
+                let Some(message) = message else { break };
+                let Ok(message) = serde_json::from_str::<BusMessage>(&message) else {
+                    tracing::warn!("bad message on the session bus");
+                    continue;
+                };
+                if message.node == service.node {
+                    continue;
+                }
+                let remote = service
+                    .remote_events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if let Some(sender) = remote.get(&message.event.session_id) {
+                    let _ = sender.send(message.event);
+                }
+            }
+        });
+        Ok(())
     }
 
     // ---- lifecycle ----------------------------------------------------------------------
@@ -397,15 +498,17 @@ impl SessionService {
         self.store.delete_session(id).await?;
         self.lock_runtimes().remove(id);
         let _ = tokio::fs::remove_dir_all(self.run_root.join(id)).await;
-        let _ = runtime.events.send(SessionEvent {
-            session_id: id.to_owned(),
-            kind: EventKind::Deleted,
-            state: SessionState::Stopped,
-            exit_code: None,
-            message: None,
-            at: Utc::now(),
-            stop: None,
-        });
+        runtime
+            .announce(SessionEvent {
+                session_id: id.to_owned(),
+                kind: EventKind::Deleted,
+                state: SessionState::Stopped,
+                exit_code: None,
+                message: None,
+                at: Utc::now(),
+                stop: None,
+            })
+            .await;
         tracing::info!(session = %id, "session deleted");
         Ok(record)
     }
@@ -787,15 +890,17 @@ async fn record_state(
         )
         .await?;
     *current = state;
-    let _ = runtime.events.send(SessionEvent {
-        session_id: runtime.id.clone(),
-        kind,
-        state,
-        exit_code,
-        message,
-        at: Utc::now(),
-        stop: None,
-    });
+    runtime
+        .announce(SessionEvent {
+            session_id: runtime.id.clone(),
+            kind,
+            state,
+            exit_code,
+            message,
+            at: Utc::now(),
+            stop: None,
+        })
+        .await;
     Ok(())
 }
 
@@ -914,21 +1019,23 @@ async fn announce_stop(runtime: &Runtime, debugger: &Debugger, stop: virserver_g
         None => Default::default(),
     };
     let state = *runtime.state.lock().await;
-    let _ = runtime.events.send(SessionEvent {
-        session_id: runtime.id.clone(),
-        kind: EventKind::Halted,
-        state,
-        exit_code: None,
-        message: None,
-        at: Utc::now(),
-        stop: Some(StopInfo {
-            reason,
-            pc: stop.pc,
-            function: position.function,
-            file: position.file,
-            line: position.line,
-        }),
-    });
+    runtime
+        .announce(SessionEvent {
+            session_id: runtime.id.clone(),
+            kind: EventKind::Halted,
+            state,
+            exit_code: None,
+            message: None,
+            at: Utc::now(),
+            stop: Some(StopInfo {
+                reason,
+                pc: stop.pc,
+                function: position.function,
+                file: position.file,
+                line: position.line,
+            }),
+        })
+        .await;
 }
 
 fn clear_finished(control: &mut Option<Launched>) {

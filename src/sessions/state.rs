@@ -1,7 +1,8 @@
 //! Session states and the events that move between them. The names are the API's
 //! (SessionState enum); they are stored as these strings.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SessionState {
     Created,
     Running,
@@ -42,7 +43,8 @@ impl SessionState {
 }
 
 /// What happened to a session; every event is kept in its history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventKind {
     Created,
     PoweredOn,
@@ -95,8 +97,8 @@ impl EventKind {
     }
 }
 
-/// One event as broadcast to subscribers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One event as broadcast to subscribers (and, with Redis, to other nodes as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionEvent {
     pub session_id: String,
     pub kind: EventKind,
@@ -109,7 +111,7 @@ pub struct SessionEvent {
 }
 
 /// A debugger stop in source terms.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StopInfo {
     /// breakpoint, step, watchpoint, interrupt, signal N, exited N, terminated N.
     pub reason: String,
