@@ -91,6 +91,38 @@ async fn debugger(ctx: &Context<'_>, session_id: &ID) -> ApiResult<std::sync::Ar
     Ok(app(ctx).sessions.debugger(session_id).await?)
 }
 
+/// The session's debugger and the code address a location names.
+async fn located(
+    ctx: &Context<'_>,
+    session_id: &ID,
+    location: &str,
+) -> ApiResult<(std::sync::Arc<Debugger>, u64)> {
+    let debugger = debugger(ctx, session_id).await?;
+    let location = Location::parse(location).map_err(debug_error)?;
+    let code = debugger.resolve(&location).await.map_err(debug_error)?;
+    Ok((debugger, code.address))
+}
+
+/// Inserts or removes a watchpoint.
+async fn watch(
+    ctx: &Context<'_>,
+    session_id: &ID,
+    (address, length): (&str, i32),
+    kind: WatchpointKindEnum,
+    insert: bool,
+) -> ApiResult<bool> {
+    let (address, length) = (self::address(address)?, self::length(length)?);
+    let client = debugger(ctx, session_id).await?.client();
+    let kind = watchpoint_kind(kind);
+    let result = if insert {
+        client.insert_watchpoint(kind, address, length).await
+    } else {
+        client.remove_watchpoint(kind, address, length).await
+    };
+    result.map_err(target)?;
+    Ok(true)
+}
+
 fn address(text: &str) -> ApiResult<u64> {
     parse_address(text).map_err(debug_error)
 }
@@ -253,17 +285,15 @@ impl DebugMutation {
         location: String,
         #[graphql(default_with = "BreakpointKindEnum::Software")] kind: BreakpointKindEnum,
     ) -> ApiResult<BreakpointObject> {
-        let debugger = debugger(ctx, &session_id).await?;
-        let location = Location::parse(&location).map_err(debug_error)?;
-        let code = debugger.resolve(&location).await.map_err(debug_error)?;
+        let (debugger, address) = located(ctx, &session_id, &location).await?;
         debugger
             .client()
-            .insert_breakpoint(breakpoint_kind(kind), code.address)
+            .insert_breakpoint(breakpoint_kind(kind), address)
             .await
             .map_err(target)?;
-        let source = debugger.describe(code.address).await;
+        let source = debugger.describe(address).await;
         Ok(BreakpointObject {
-            address: format!("0x{:x}", code.address),
+            address: format!("0x{address:x}"),
             kind,
             function: source.function,
             file: source.file,
@@ -278,12 +308,10 @@ impl DebugMutation {
         location: String,
         #[graphql(default_with = "BreakpointKindEnum::Software")] kind: BreakpointKindEnum,
     ) -> ApiResult<bool> {
-        let debugger = debugger(ctx, &session_id).await?;
-        let location = Location::parse(&location).map_err(debug_error)?;
-        let code = debugger.resolve(&location).await.map_err(debug_error)?;
+        let (debugger, address) = located(ctx, &session_id, &location).await?;
         debugger
             .client()
-            .remove_breakpoint(breakpoint_kind(kind), code.address)
+            .remove_breakpoint(breakpoint_kind(kind), address)
             .await
             .map_err(target)?;
         Ok(true)
@@ -297,14 +325,7 @@ impl DebugMutation {
         #[graphql(default = 4)] length: i32,
         kind: WatchpointKindEnum,
     ) -> ApiResult<bool> {
-        let (address, length) = (self::address(&address)?, self::length(length)?);
-        debugger(ctx, &session_id)
-            .await?
-            .client()
-            .insert_watchpoint(watchpoint_kind(kind), address, length)
-            .await
-            .map_err(target)?;
-        Ok(true)
+        watch(ctx, &session_id, (&address, length), kind, true).await
     }
 
     async fn remove_watchpoint(
@@ -315,14 +336,7 @@ impl DebugMutation {
         #[graphql(default = 4)] length: i32,
         kind: WatchpointKindEnum,
     ) -> ApiResult<bool> {
-        let (address, length) = (self::address(&address)?, self::length(length)?);
-        debugger(ctx, &session_id)
-            .await?
-            .client()
-            .remove_watchpoint(watchpoint_kind(kind), address, length)
-            .await
-            .map_err(target)?;
-        Ok(true)
+        watch(ctx, &session_id, (&address, length), kind, false).await
     }
 
     /// A one-time address that accepts a single GDB connection within `ttlSeconds`,

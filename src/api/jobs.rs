@@ -1,14 +1,12 @@
 //! The jobs domain of the API: `createJob` (with the program uploaded or an existing
 //! program id), `jobs`, `job`, `cancelJob`, and the `jobEvents` subscription.
 
-use std::io::Read;
-
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
 use super::errors::{ApiResult, coded, to_graphql};
-use super::sessions::{BackendEnum, Session, app};
+use super::sessions::{BackendEnum, Session, app, read_upload};
 use crate::jobs::service::{JobEvent, NewJob, ProgramSource};
 use crate::store::JobRecord;
 
@@ -91,9 +89,7 @@ impl Job {
     }
 
     async fn backend(&self) -> BackendEnum {
-        crate::backend::BackendKind::parse(&self.0.backend)
-            .unwrap_or(crate::backend::BackendKind::Qemu)
-            .into()
+        BackendEnum::from_stored(&self.0.backend)
     }
 
     async fn board_template(&self) -> ID {
@@ -271,22 +267,7 @@ impl JobMutation {
         let app = app(ctx);
         let program = match (input.program, input.program_id) {
             (Some(upload), None) => {
-                let value = upload
-                    .value(ctx)
-                    .map_err(|e| coded("BAD_INPUT", format!("cannot read the upload: {e}")))?;
-                let name = value.filename.clone();
-                let limit = app.config.max_upload_bytes;
-                let mut content = value.content;
-                let bytes = tokio::task::spawn_blocking(move || {
-                    let mut data = Vec::new();
-                    (&mut content)
-                        .take(limit + 1)
-                        .read_to_end(&mut data)
-                        .map(|_| data)
-                })
-                .await
-                .map_err(|e| coded("INTERNAL", e.to_string()))?
-                .map_err(|e| coded("BAD_INPUT", format!("cannot read the upload: {e}")))?;
+                let (name, bytes) = read_upload(ctx, upload, app.config.max_upload_bytes).await?;
                 ProgramSource::Upload { name, bytes }
             }
             (None, Some(id)) => ProgramSource::Existing { program_id: id.0 },

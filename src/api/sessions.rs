@@ -20,6 +20,31 @@ pub fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
     ctx.data_unchecked::<Arc<App>>()
 }
 
+/// The file name and bytes of an upload, read off the async workers; at most
+/// `limit + 1` bytes are read, so the caller's size check sees an oversized file.
+pub async fn read_upload(
+    ctx: &Context<'_>,
+    upload: Upload,
+    limit: u64,
+) -> ApiResult<(String, Vec<u8>)> {
+    let value = upload
+        .value(ctx)
+        .map_err(|error| coded("BAD_INPUT", format!("cannot read the upload: {error}")))?;
+    let name = value.filename.clone();
+    let mut content = value.content;
+    let data = tokio::task::spawn_blocking(move || {
+        let mut data = Vec::new();
+        (&mut content)
+            .take(limit + 1)
+            .read_to_end(&mut data)
+            .map(|_| data)
+    })
+    .await
+    .map_err(|error| coded("INTERNAL", error.to_string()))?
+    .map_err(|error| coded("BAD_INPUT", format!("cannot read the upload: {error}")))?;
+    Ok((name, data))
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "Backend")]
 pub enum BackendEnum {
@@ -37,6 +62,13 @@ impl From<BackendEnum> for BackendKind {
             BackendEnum::Skyeye => BackendKind::Skyeye,
             BackendEnum::ProbeRs => BackendKind::ProbeRs,
         }
+    }
+}
+
+impl BackendEnum {
+    /// A backend name as stored in the database.
+    pub fn from_stored(text: &str) -> Self {
+        BackendKind::parse(text).unwrap_or(BackendKind::Qemu).into()
     }
 }
 
@@ -162,9 +194,7 @@ impl Session {
     }
 
     async fn backend(&self) -> BackendEnum {
-        BackendKind::parse(&self.0.backend)
-            .unwrap_or(BackendKind::Qemu)
-            .into()
+        BackendEnum::from_stored(&self.0.backend)
     }
 
     async fn board(&self, ctx: &Context<'_>) -> ApiResult<BoardTemplateObject> {
@@ -407,22 +437,7 @@ impl SessionMutation {
         file: Upload,
     ) -> ApiResult<Program> {
         let app = app(ctx);
-        let upload = file
-            .value(ctx)
-            .map_err(|error| coded("BAD_INPUT", format!("cannot read the upload: {error}")))?;
-        let limit = app.sessions.max_upload_bytes();
-        let name = upload.filename.clone();
-        let mut content = upload.content;
-        let data = tokio::task::spawn_blocking(move || {
-            let mut data = Vec::new();
-            (&mut content)
-                .take(limit + 1)
-                .read_to_end(&mut data)
-                .map(|_| data)
-        })
-        .await
-        .map_err(|error| coded("INTERNAL", error.to_string()))?
-        .map_err(|error| coded("BAD_INPUT", format!("cannot read the upload: {error}")))?;
+        let (name, data) = read_upload(ctx, file, app.sessions.max_upload_bytes()).await?;
         let program = app
             .sessions
             .upload_program(&session_id, &name, &data)

@@ -113,15 +113,18 @@ impl Server {
         data["createSession"]["id"].as_str().unwrap().to_owned()
     }
 
-    /// Uploads a file with the GraphQL multipart request spec; returns the response.
-    pub async fn upload_bytes(&self, session: &str, name: &str, bytes: Vec<u8>) -> Value {
-        let operations = json!({
-            "query": "mutation($s: ID!, $f: Upload!) { uploadProgram(sessionId: $s, file: $f) { id name sha256 entryPoint } }",
-            "variables": { "s": session, "f": null },
-        });
+    /// Sends one file with the GraphQL multipart request spec: `operations` with a null
+    /// where the file goes, `path` naming that place; returns the whole response.
+    pub async fn multipart(
+        &self,
+        operations: Value,
+        path: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Value {
         let form = reqwest::multipart::Form::new()
             .text("operations", operations.to_string())
-            .text("map", json!({ "0": ["variables.f"] }).to_string())
+            .text("map", json!({ "0": [path] }).to_string())
             .part(
                 "0",
                 reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
@@ -135,6 +138,15 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Uploads a program to a session; returns the response.
+    pub async fn upload_bytes(&self, session: &str, name: &str, bytes: Vec<u8>) -> Value {
+        let operations = json!({
+            "query": "mutation($s: ID!, $f: Upload!) { uploadProgram(sessionId: $s, file: $f) { id name sha256 entryPoint } }",
+            "variables": { "s": session, "f": null },
+        });
+        self.multipart(operations, "variables.f", name, bytes).await
     }
 
     /// Uploads example firmware; returns the program id.
@@ -211,22 +223,8 @@ impl Server {
             "variables": { "i": input },
         });
         let bytes = std::fs::read(firmware(firmware_name)).unwrap();
-        let form = reqwest::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", json!({ "0": ["variables.i.program"] }).to_string())
-            .part(
-                "0",
-                reqwest::multipart::Part::bytes(bytes).file_name(firmware_name.to_owned()),
-            );
-        self.http
-            .post(format!("{}/graphql", self.base))
-            .multipart(form)
-            .send()
+        self.multipart(operations, "variables.i.program", firmware_name, bytes)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Polls the job until it is in one of `states` (or fails after 60 s).
