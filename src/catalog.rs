@@ -32,6 +32,39 @@ impl From<StoreError> for CatalogError {
     }
 }
 
+/// The QEMU options a user template may pass, each with one value that names no file.
+/// Anything else (`-drive`, `-serial file:`, `-D`, ...) could read or write files on
+/// the server's host, so only built-in boards may use it.
+const USER_QEMU_OPTIONS: [&str; 4] = ["-bios", "-smp", "-m", "-icount"];
+
+/// A user template: like a file under boards/, with extra QEMU arguments limited to
+/// `USER_QEMU_OPTIONS`.
+fn parse_user_board(definition: &str) -> Result<BoardTemplate, CatalogError> {
+    let board = BoardTemplate::parse("definition", definition)?;
+    let args = board
+        .backends
+        .qemu
+        .as_ref()
+        .map_or(&[][..], |q| &q.extra_args[..]);
+    let allowed = args.len() % 2 == 0
+        && args.chunks(2).all(|pair| {
+            USER_QEMU_OPTIONS.contains(&pair[0].as_str())
+                && !pair[1].contains(['/', '\\'])
+                && (pair[0] != "-bios" || pair[1] == "none")
+        });
+    if !allowed {
+        return Err(CatalogError::Invalid(BoardError::Invalid {
+            source_name: "definition".into(),
+            field: "backends.qemu.extra_args".into(),
+            message: format!(
+                "user boards may only pass {} (with -bios none), each with a value naming no file",
+                USER_QEMU_OPTIONS.join(", ")
+            ),
+        }));
+    }
+    Ok(board)
+}
+
 /// Where a template comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -105,7 +138,7 @@ impl Catalog {
     }
 
     pub async fn create(&self, definition: &str) -> Result<BoardTemplate, CatalogError> {
-        let board = BoardTemplate::parse("definition", definition)?;
+        let board = parse_user_board(definition)?;
         if self.is_builtin(&board.id) {
             return Err(CatalogError::Exists(board.id));
         }
@@ -119,7 +152,7 @@ impl Catalog {
         if self.is_builtin(id) {
             return Err(CatalogError::ReadOnly(id.to_owned()));
         }
-        let board = BoardTemplate::parse("definition", definition)?;
+        let board = parse_user_board(definition)?;
         if board.id != id {
             return Err(CatalogError::Invalid(BoardError::Invalid {
                 source_name: "definition".into(),

@@ -224,3 +224,24 @@ async fn raw_http(base: &str, request: &str) -> String {
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+#[tokio::test]
+async fn errors_over_websocket_have_codes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    for (query, code) in [
+        ("subscription { noSuchField }", "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "subscription { uartOutput(sessionId: \"nope\") { seq } }",
+            "NOT_FOUND",
+        ),
+    ] {
+        let mut subscription = server.subscribe(query, json!({})).await;
+        let message = subscription.next_message().await.expect("an answer");
+        let errors = match message["type"].as_str() {
+            Some("error") => &message["payload"],
+            _ => &message["payload"]["errors"],
+        };
+        assert_eq!(errors[0]["extensions"]["code"], code, "{query}: {message}");
+    }
+}

@@ -117,6 +117,23 @@ async fn user_templates_are_created_updated_and_deleted_and_built_ins_are_read_o
         "{response}"
     );
 
+    let sneaky = mine.replace("id: my-board", "id: sneaky").replace(
+        "    exit: semihosting",
+        "    exit: semihosting\n    extra_args: [\"-D\", \"/etc/passwd\"]",
+    );
+    let response = server.request(create, json!({ "d": sneaky })).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "BAD_BOARD",
+        "{response}"
+    );
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("extra_args"),
+        "{response}"
+    );
+
     let session = server.create_session("my-board").await;
     let delete = "mutation($id: ID!) { deleteBoardTemplate(id: $id) }";
     assert_eq!(

@@ -125,6 +125,16 @@ async fn failures_time_outs_and_cancellation_have_their_states_and_reasons() {
         .await;
     assert_eq!(cancelled["cancelJob"]["state"], "CANCELLED");
     let job = server.wait_job(&endless, &["CANCELLED"]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut job = job;
+    while job["uartLog"].is_null() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a cancelled job keeps its console: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        job = server.query(common::JOB, json!({ "id": endless })).await["job"].clone();
+    }
     let session = job["session"]["id"].as_str().unwrap().to_owned();
     // The job's emulator stops.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

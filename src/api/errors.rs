@@ -80,7 +80,11 @@ fn session_error(error: SessionError) -> Error {
 fn coverage_error(error: &CoverageError) -> Error {
     let code = match error {
         CoverageError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
-            "NOT_FOUND"
+            tracing::info!(%error, "coverage input missing");
+            return coded(
+                "NOT_FOUND",
+                "no coverage yet: the session has not run (or its trace is not written yet)",
+            );
         }
         CoverageError::Io { .. } => return internal(error),
         CoverageError::LineMap(_) => "BAD_ELF",
@@ -168,18 +172,32 @@ impl async_graphql::extensions::Extension for ErrorCodes {
         ctx: &async_graphql::extensions::ExtensionContext<'_>,
         next: async_graphql::extensions::NextRequest<'_>,
     ) -> async_graphql::Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            let extensions = error.extensions.get_or_insert_with(Default::default);
-            if extensions.get("code").is_none() {
-                let code = if error.path.is_empty() {
-                    "GRAPHQL_VALIDATION_FAILED"
-                } else {
-                    "BAD_USER_INPUT"
-                };
-                extensions.set("code", code);
-            }
-        }
-        response
+        with_codes(next.run(ctx).await)
     }
+
+    /// Operations over WebSocket (subscriptions, and queries sent there) come this way.
+    fn subscribe<'s>(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        stream: futures_util::stream::BoxStream<'s, async_graphql::Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures_util::stream::BoxStream<'s, async_graphql::Response> {
+        use futures_util::StreamExt;
+        next.run(ctx, stream).map(with_codes).boxed()
+    }
+}
+
+fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            let code = if error.path.is_empty() {
+                "GRAPHQL_VALIDATION_FAILED"
+            } else {
+                "BAD_USER_INPUT"
+            };
+            extensions.set("code", code);
+        }
+    }
+    response
 }

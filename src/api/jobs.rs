@@ -340,7 +340,23 @@ impl JobSubscription {
                             break;
                         }
                     }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(_) => {}
+                    // Events were missed (or lost by a reconnecting bus): the database
+                    // says whether the job ended meanwhile.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if let Ok(now) = app.jobs.get(&job.id).await
+                            && crate::jobs::service::JobService::is_terminal(&now.state)
+                        {
+                            yield JobEventObject {
+                                job_id: ID(now.id.clone()),
+                                state: JobStateEnum::parse(&now.state),
+                                progress: now.failure_reason.clone().unwrap_or_else(|| now.state.to_lowercase()),
+                                node: now.node.clone().unwrap_or_default(),
+                                at: Utc::now(),
+                            };
+                            break;
+                        }
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
             }

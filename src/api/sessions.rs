@@ -228,8 +228,9 @@ impl Session {
         pid.map(i64::from)
     }
 
-    /// Recent console output (bounded by the server's replay size).
-    async fn uart_text(&self, ctx: &Context<'_>) -> ApiResult<String> {
+    /// Recent console output (bounded by the server's replay size); null when another
+    /// node runs the session.
+    async fn uart_text(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
         Ok(app(ctx).sessions.uart_text(&self.0.id).await?)
     }
 

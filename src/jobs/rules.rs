@@ -122,7 +122,9 @@ impl RuleCheck {
 
     /// Feeds console output; returns a verdict once one is certain.
     pub fn console(&mut self, data: &str) -> Option<Verdict> {
-        let checked_from = self.text.len().saturating_sub(1024);
+        // Forbidden patterns are checked over the new text and a little before it (a
+        // match may span chunks), cut at a character boundary.
+        let checked_from = floor_char_boundary(&self.text, self.text.len().saturating_sub(1024));
         self.text.push_str(data);
         if self.forbidden_seen.is_none() {
             self.forbidden_seen = self
@@ -274,6 +276,14 @@ mod tests {
             "an expected exit code waits for the exit"
         );
         assert_eq!(check.exited(0), Verdict::Passed);
+    }
+
+    #[test]
+    fn forbidden_check_cuts_multibyte_text_safely() {
+        let mut check = rules(&[], &["never"], None);
+        for _ in 0..600 {
+            assert_eq!(check.console("\u{b0}\u{fffd}"), None);
+        }
     }
 
     #[test]

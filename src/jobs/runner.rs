@@ -81,6 +81,9 @@ pub async fn run(
         (Some(id), true) => coverage_lcov(sessions, id).await,
         _ => None,
     };
+    if let Some(id) = &session_id {
+        sessions.release(id).await;
+    }
     let elapsed = started.elapsed();
     let text = console.text();
     let junit = junit::render(&JunitInput {
@@ -138,7 +141,9 @@ async fn drive(
         tokio::select! {
             biased;
             chunk = next_live(&mut uart) => {
-                let Some(chunk) = chunk else { continue };
+                let Some(chunk) = chunk else {
+                    return Ok(Verdict::Error("the job's session went away".into()));
+                };
                 if let Some(verdict) = take_chunk(&chunk.data, console, check, progress) {
                     return Ok(verdict);
                 }

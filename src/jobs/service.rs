@@ -25,7 +25,7 @@ use crate::backend::{BackendKind, Backends};
 use crate::catalog::Catalog;
 use crate::programs::validate_elf;
 use crate::sessions::{SessionError, SessionService};
-use crate::store::{JobRecord, Store, StoreError, TERMINAL_STATES};
+use crate::store::{JobEnd, JobRecord, Store, StoreError, TERMINAL_STATES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -278,11 +278,7 @@ impl JobService {
         self.store.insert_job(record.clone()).await?;
         if let Err(error) = self.queue.enqueue(&record.id).await {
             let reason = format!("could not be queued: {error}");
-            let _ = self.store.claim_job(&record.id, &self.config.node).await;
-            let _ = self
-                .store
-                .finish_job(&record.id, 1, "ERROR", None, Some(reason))
-                .await;
+            let _ = self.store.fail_unqueued_job(&record.id, reason).await;
             return Err(match error {
                 QueueError::Full { .. } => JobError::QueueFull {
                     limit: self.config.max_queued,
@@ -397,16 +393,24 @@ impl JobService {
             format!("running on {} (attempt {attempt})", self.config.node),
         )
         .await;
+        // The heartbeat ends only when another node took the job over; it then cancels
+        // the run, which still powers its session off before returning.
         let heartbeat = self.heartbeat(delivery, &id, cancel.clone());
+        let run = self.run(&job, &cancel);
+        tokio::pin!(run);
+        let mut taken_over = false;
         let outcome = tokio::select! {
-            outcome = self.run(&job, &cancel) => outcome,
-            () = heartbeat => None,
+            outcome = &mut run => outcome,
+            () = heartbeat => {
+                taken_over = true;
+                run.await
+            }
         };
         self.lock_running().remove(&id);
-        let Some(outcome) = outcome else {
-            // Taken over by another node: the job is theirs now.
+        if taken_over {
+            // The job is the other node's now: its verdict is not ours to record.
             return;
-        };
+        }
         if let Err(error) = self.record(&job, attempt, &outcome).await {
             tracing::error!(%error, job = %id, "cannot record a job's end; it will be delivered again");
             return;
@@ -440,11 +444,11 @@ impl JobService {
         }
     }
 
-    async fn run(&self, job: &JobRecord, cancel: &CancellationToken) -> Option<runner::JobOutcome> {
+    async fn run(&self, job: &JobRecord, cancel: &CancellationToken) -> runner::JobOutcome {
         let spec = match self.spec(job).await {
             Ok(spec) => spec,
             Err(error) => {
-                return Some(runner::JobOutcome {
+                return runner::JobOutcome {
                     verdict: Verdict::Error(error.to_string()),
                     exit_code: None,
                     session_id: None,
@@ -452,7 +456,7 @@ impl JobService {
                     junit: String::new(),
                     lcov: None,
                     elapsed: Duration::ZERO,
-                });
+                };
             }
         };
         let store = self.store.clone();
@@ -466,7 +470,7 @@ impl JobService {
                 });
             }
         };
-        Some(runner::run(&self.sessions, &spec, cancel, &progress).await)
+        runner::run(&self.sessions, &spec, cancel, &progress).await
     }
 
     async fn spec(&self, job: &JobRecord) -> Result<JobSpec, JobError> {
@@ -501,34 +505,28 @@ impl JobService {
         attempt: i32,
         outcome: &runner::JobOutcome,
     ) -> Result<(), JobError> {
-        self.store
-            .put_artifact(&job.id, "console.log", &outcome.console)
-            .await?;
+        let mut artifacts = vec![("console.log", outcome.console.as_str())];
         if !outcome.junit.is_empty() {
-            self.store
-                .put_artifact(&job.id, "junit.xml", &outcome.junit)
-                .await?;
+            artifacts.push(("junit.xml", outcome.junit.as_str()));
         }
         if let Some(lcov) = &outcome.lcov {
-            self.store
-                .put_artifact(&job.id, "coverage.info", lcov)
-                .await?;
-        }
-        if let Some(session) = &outcome.session_id {
-            self.store.set_job_session(&job.id, session).await?;
+            artifacts.push(("coverage.info", lcov.as_str()));
         }
         let state = outcome.verdict.state();
         let finished = self
             .store
-            .finish_job(
-                &job.id,
+            .finish_job(JobEnd {
+                id: &job.id,
                 attempt,
                 state,
-                outcome.exit_code,
-                outcome.verdict.reason(),
-            )
+                exit_code: outcome.exit_code,
+                reason: outcome.verdict.reason(),
+                session_id: outcome.session_id.as_deref(),
+                artifacts: &artifacts,
+            })
             .await?;
-        if finished {
+        // `cancel` announced the CANCELLED state already.
+        if finished && outcome.verdict != Verdict::Cancelled {
             let message = outcome.verdict.reason().unwrap_or_else(|| "passed".into());
             self.emit(&job.id, state, message).await;
         }

@@ -59,21 +59,18 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
         .to_owned();
     eprintln!("virserver: job {id} queued on {}", command.server);
 
-    let mut printed = 0usize;
+    let mut seen = String::new();
     loop {
-        let data = graphql(
-            http.post(&url)
-                .json(&json!({ "query": POLL, "variables": { "id": id } })),
-        )
-        .await?;
-        let uart = data["job"]["session"]["uartText"].as_str().unwrap_or("");
-        // The server keeps a bounded tail; print what is new since the last poll.
-        if uart.len() > printed && uart.is_char_boundary(printed) {
+        let poll = json!({ "query": POLL, "variables": { "id": id } });
+        let data = graphql(http.post(&url).json(&poll)).await?;
+        // Null while another node runs the job: its console comes with the verdict.
+        if let Some(uart) = data["job"]["session"]["uartText"].as_str() {
+            let new = new_output(&seen, uart);
             let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(&uart.as_bytes()[printed..]);
+            let _ = stdout.write_all(new.as_bytes());
             let _ = stdout.flush();
+            seen = uart.to_owned();
         }
-        printed = uart.len();
         let state = data["job"]["state"].as_str().unwrap_or("");
         if !matches!(state, "QUEUED" | "RUNNING") {
             break;
@@ -104,6 +101,23 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
     })
 }
 
+/// What `now` adds to `before`. The server keeps a bounded tail of the console, so the
+/// two may overlap anywhere: the end of `before` is looked for in `now`.
+fn new_output<'a>(before: &str, now: &'a str) -> &'a str {
+    if let Some(rest) = now.strip_prefix(before) {
+        return rest;
+    }
+    let mut cut = before.len().saturating_sub(256);
+    while !before.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let tail = &before[cut..];
+    match now.rfind(tail) {
+        Some(at) if !tail.is_empty() => &now[at + tail.len()..],
+        _ => now,
+    }
+}
+
 /// Sends a request and returns `data`, or fails with the server's error and code.
 async fn graphql(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
     let response: Value = request
@@ -121,4 +135,23 @@ async fn graphql(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         );
     }
     Ok(response["data"].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_output;
+
+    #[test]
+    fn new_output_survives_a_sliding_window() {
+        assert_eq!(new_output("", "abc"), "abc");
+        assert_eq!(new_output("abc", "abcdef"), "def");
+        let before = format!("old{}", "y".repeat(300));
+        let now = format!("{}NEW", "y".repeat(300));
+        assert_eq!(
+            new_output(&before, &now),
+            "NEW",
+            "the window slid by three bytes"
+        );
+        assert_eq!(new_output("abc", "abc"), "");
+    }
 }

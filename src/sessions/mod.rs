@@ -40,6 +40,9 @@ use virserver_queue::RedisEvents;
 const TRACE_FILE: &str = "trace";
 const TRACE_PROGRAM: &str = "trace.program";
 
+/// How long UART input may wait for the guest to take it.
+const UART_INPUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Largest single write to a session's UART.
 pub const MAX_UART_INPUT: usize = 64 * 1024;
 
@@ -344,10 +347,14 @@ impl SessionService {
             .ok_or_else(|| SessionError::Unsupported(format!("session '{id}' has no GDB endpoint")))
     }
 
-    /// Recent console output (bounded), for clients that poll rather than subscribe.
-    pub async fn uart_text(&self, id: &str) -> Result<String, SessionError> {
+    /// Recent console output (bounded), for clients that poll rather than subscribe;
+    /// `None` for a session another node runs (its console is there).
+    pub async fn uart_text(&self, id: &str) -> Result<Option<String>, SessionError> {
+        if self.get(id).await?.node != self.node {
+            return Ok(None);
+        }
         let (_, runtime) = self.existing(id).await?;
-        Ok(runtime.uart.recent_text())
+        Ok(Some(runtime.uart.recent_text()))
     }
 
     pub async fn subscribe_uart(
@@ -830,13 +837,38 @@ impl SessionService {
             });
         }
         let (_, runtime) = self.existing(session_id).await?;
+        let machine = {
+            let mut control = runtime.control.lock().await;
+            clear_finished(&mut control);
+            let launched = control.as_ref().ok_or_else(|| {
+                SessionError::InvalidState(format!("session '{session_id}' is not powered on"))
+            })?;
+            launched.machine.clone()
+        };
+        // Not under the control lock: a guest that does not read its UART fills the pipe,
+        // and power operations must still get through.
+        tokio::time::timeout(UART_INPUT_TIMEOUT, machine.write_console(data))
+            .await
+            .map_err(|_| {
+                BackendError::Control(
+                    "the program is not reading its UART (input timed out)".into(),
+                )
+            })??;
+        Ok(())
+    }
+
+    /// Drops the live part (console replay, event channels) of a session that is not
+    /// powered: its records stay. Jobs call this for the sessions they are done with,
+    /// so a node that runs many jobs does not keep them all in memory.
+    pub async fn release(&self, id: &str) {
+        let Some(runtime) = self.lock_runtimes().get(id).cloned() else {
+            return;
+        };
         let mut control = runtime.control.lock().await;
         clear_finished(&mut control);
-        let launched = control.as_ref().ok_or_else(|| {
-            SessionError::InvalidState(format!("session '{session_id}' is not powered on"))
-        })?;
-        launched.machine.write_console(data).await?;
-        Ok(())
+        if control.is_none() {
+            self.lock_runtimes().remove(id);
+        }
     }
 
     /// Powers off every session (SIGTERM): nothing is left running, and every session's

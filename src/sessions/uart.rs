@@ -100,12 +100,14 @@ impl UartLog {
 /// The length of the longest prefix that does not end inside a UTF-8 character that may
 /// still be completed. Invalid bytes count as complete (they become U+FFFD).
 fn complete_prefix(bytes: &[u8]) -> usize {
-    match std::str::from_utf8(bytes) {
-        Ok(_) => bytes.len(),
-        Err(error) if error.error_len().is_none() => error.valid_up_to(),
-        Err(error) => {
-            let after_invalid = error.valid_up_to() + error.error_len().unwrap_or(1);
-            after_invalid + complete_prefix(&bytes[after_invalid..])
+    let mut done = 0;
+    loop {
+        match std::str::from_utf8(&bytes[done..]) {
+            Ok(_) => return bytes.len(),
+            Err(error) => match error.error_len() {
+                None => return done + error.valid_up_to(),
+                Some(invalid) => done += error.valid_up_to() + invalid,
+            },
         }
     }
 }
@@ -158,6 +160,9 @@ mod tests {
         }
         log.push(b"bad \xff byte");
         assert_eq!(log.recent_text(), "bad \u{fffd} byte");
+        let garbage = UartLog::new(1 << 20);
+        garbage.push(&[0xff; 100_000]);
+        assert_eq!(garbage.recent_text().chars().count(), 100_000);
     }
 
     #[tokio::test]

@@ -5,13 +5,26 @@
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 
 use super::entities::{blob, job, job_artifact};
 use super::{Store, StoreError, query};
 
 pub use super::entities::job::Model as JobRecord;
+
+/// How an attempt of a job ended, with what it leaves.
+pub struct JobEnd<'a> {
+    pub id: &'a str,
+    pub attempt: i32,
+    pub state: &'a str,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub session_id: Option<&'a str>,
+    /// (name, content) pairs: console.log, junit.xml, coverage.info.
+    pub artifacts: &'a [(&'a str, &'a str)],
+}
 
 /// States a job can no longer leave.
 pub const TERMINAL_STATES: [&str; 5] = ["PASSED", "FAILED", "ERROR", "TIMED_OUT", "CANCELLED"];
@@ -122,28 +135,74 @@ impl Store {
         Ok(())
     }
 
-    /// Records the end of `attempt`; false when the job had already ended or was taken
-    /// over by a later attempt (its completion is then not ours to write).
-    pub async fn finish_job(
-        &self,
-        id: &str,
-        attempt: i32,
-        state: &str,
-        exit_code: Option<i32>,
-        reason: Option<String>,
-    ) -> Result<bool, StoreError> {
-        let result = job::Entity::update_many()
+    /// Records the end of `attempt` with its artifacts and session, in one transaction;
+    /// false (and nothing written) when the job had already ended or was taken over by
+    /// a later attempt: its completion is then not ours to write.
+    pub async fn finish_job(&self, end: JobEnd<'_>) -> Result<bool, StoreError> {
+        let txn = self
+            .db()
+            .begin()
+            .await
+            .map_err(query("starting a transaction"))?;
+        // A cancelled run still leaves its artifacts (the job is CANCELLED already).
+        let mut from = vec!["RUNNING"];
+        if end.state == "CANCELLED" {
+            from.push("CANCELLED");
+        }
+        let finished = job::Entity::update_many()
+            .filter(job::Column::Id.eq(end.id))
+            .filter(job::Column::Attempt.eq(end.attempt))
+            .filter(job::Column::State.is_in(from))
+            .col_expr(job::Column::State, Expr::value(end.state))
+            .col_expr(job::Column::ExitCode, Expr::value(end.exit_code))
+            .col_expr(job::Column::FailureReason, Expr::value(end.reason.clone()))
+            .col_expr(job::Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(
+                job::Column::SessionId,
+                Expr::value(end.session_id.map(str::to_owned)),
+            )
+            .exec(&txn)
+            .await
+            .map_err(query("finishing a job"))?
+            .rows_affected
+            == 1;
+        if !finished {
+            return Ok(false);
+        }
+        for (name, content) in end.artifacts {
+            let record = job_artifact::ActiveModel {
+                job_id: Set(end.id.to_owned()),
+                name: Set((*name).to_owned()),
+                content: Set((*content).to_owned()),
+            };
+            job_artifact::Entity::insert(record)
+                .on_conflict(
+                    OnConflict::columns([job_artifact::Column::JobId, job_artifact::Column::Name])
+                        .update_column(job_artifact::Column::Content)
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(query("storing a job artifact"))?;
+        }
+        txn.commit()
+            .await
+            .map_err(query("committing a job's end"))?;
+        Ok(true)
+    }
+
+    /// Marks a job ERROR that never ran (it could not be queued).
+    pub async fn fail_unqueued_job(&self, id: &str, reason: String) -> Result<(), StoreError> {
+        job::Entity::update_many()
             .filter(job::Column::Id.eq(id))
-            .filter(job::Column::Attempt.eq(attempt))
-            .filter(job::Column::State.eq("RUNNING"))
-            .col_expr(job::Column::State, Expr::value(state))
-            .col_expr(job::Column::ExitCode, Expr::value(exit_code))
+            .filter(job::Column::State.eq("QUEUED"))
+            .col_expr(job::Column::State, Expr::value("ERROR"))
             .col_expr(job::Column::FailureReason, Expr::value(reason))
             .col_expr(job::Column::FinishedAt, Expr::value(Utc::now()))
             .exec(self.db())
             .await
-            .map_err(query("finishing a job"))?;
-        Ok(result.rows_affected == 1)
+            .map_err(query("failing a job"))?;
+        Ok(())
     }
 
     /// Cancels a job that has not ended; false when it had.
@@ -183,29 +242,6 @@ impl Store {
             .await
             .map_err(query("reading a program"))?
             .map(|b| b.data))
-    }
-
-    pub async fn put_artifact(
-        &self,
-        job_id: &str,
-        name: &str,
-        content: &str,
-    ) -> Result<(), StoreError> {
-        let record = job_artifact::ActiveModel {
-            job_id: Set(job_id.to_owned()),
-            name: Set(name.to_owned()),
-            content: Set(content.to_owned()),
-        };
-        job_artifact::Entity::insert(record)
-            .on_conflict(
-                OnConflict::columns([job_artifact::Column::JobId, job_artifact::Column::Name])
-                    .update_column(job_artifact::Column::Content)
-                    .to_owned(),
-            )
-            .exec_without_returning(self.db())
-            .await
-            .map_err(query("storing a job artifact"))?;
-        Ok(())
     }
 
     pub async fn artifact(&self, job_id: &str, name: &str) -> Result<Option<String>, StoreError> {

@@ -21,7 +21,7 @@ pub use entities::session_event::Model as SessionEventRecord;
 
 use entities::{board_template, program, session, session_event};
 
-pub use jobs::{JobRecord, TERMINAL_STATES};
+pub use jobs::{JobEnd, JobRecord, TERMINAL_STATES};
 
 /// A database failure, with the operation that hit it.
 #[derive(Debug, thiserror::Error)]

@@ -306,12 +306,17 @@ impl Subscription {
         Subscription { socket }
     }
 
+    /// The next protocol message as it came, or `None` after 30 s of nothing.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        tokio::time::timeout(Duration::from_secs(30), next_json(&mut self.socket))
+            .await
+            .ok()?
+    }
+
     /// The next `next` payload's data, or the whole message if it is something else.
     /// `None` when the stream ended or nothing came for 30 s.
     pub async fn next(&mut self) -> Option<Value> {
-        let message = tokio::time::timeout(Duration::from_secs(30), next_json(&mut self.socket))
-            .await
-            .ok()??;
+        let message = self.next_message().await?;
         match message["type"].as_str() {
             Some("next") => Some(message["payload"]["data"].clone()),
             Some("complete") => None,
