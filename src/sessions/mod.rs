@@ -499,11 +499,13 @@ impl SessionService {
     pub async fn delete(&self, id: &str) -> Result<SessionRecord, SessionError> {
         let (record, runtime) = self.existing(id).await?;
         {
+            // Held until the records are gone: a power-on waiting for the lock then
+            // finds no session instead of launching an emulator nobody owns.
             let mut control = runtime.control.lock().await;
             power_off_locked(&mut control).await;
+            self.store.delete_session(id).await?;
+            self.lock_runtimes().remove(id);
         }
-        self.store.delete_session(id).await?;
-        self.lock_runtimes().remove(id);
         let _ = tokio::fs::remove_dir_all(self.run_root.join(id)).await;
         runtime
             .announce(SessionEvent {
@@ -609,6 +611,9 @@ impl SessionService {
                 program.id
             )));
         }
+        // A reset asked for in an earlier run whose event never came must not hide a
+        // reset of this one.
+        runtime.requested_resets.store(0, Ordering::SeqCst);
         let run_dir = self.run_root.join(&record.id);
         let trace = if record.coverage {
             // The trace is of one run: remember which program it belongs to.
