@@ -7,8 +7,16 @@
 //! Power operations on one session are serialized by its `control` lock; the supervisor
 //! task of a machine never takes that lock, so waiting for a machine to stop while
 //! holding it cannot deadlock.
+//!
+//! Files: this one (the service, lifecycle and power), `programs.rs` (uploads, start,
+//! pause, stop, coverage inputs), `supervisor.rs` (one running machine, and the one
+//! place that writes a state change), `uart.rs` (console ring and broadcast),
+//! `state.rs` (states and events), `bus.rs` (events across nodes).
 
+mod bus;
+mod programs;
 mod state;
+mod supervisor;
 mod uart;
 
 use std::collections::HashMap;
@@ -18,21 +26,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 pub use state::{EventKind, SessionEvent, SessionState, StopInfo};
 pub use uart::{UartChunk, UartLog, next_live};
 
+use bus::{BUS_CHANNEL, BusMessage, SessionBus};
+use supervisor::{record_state, supervise};
+
 use crate::backend::{
-    BackendError, BackendKind, Backends, Collector, LaunchRequest, Machine, MachineEvent,
-    MachineExit, TraceRequest,
+    BackendError, BackendKind, Backends, Collector, LaunchRequest, Machine, TraceRequest,
 };
 use crate::catalog::{Catalog, CatalogError};
 use crate::debugger::Debugger;
-use crate::programs::{ProgramError, ProgramStore, validate_elf};
-use crate::store::{ProgramRecord, SessionRecord, StateChange, Store, StoreError};
+use crate::programs::{ProgramError, ProgramStore};
+use crate::store::{ProgramRecord, SessionRecord, Store, StoreError};
 use virserver_queue::RedisEvents;
 
 /// The execution trace of a session's latest run (an in_asm log or the plugin's
@@ -152,36 +162,6 @@ pub struct ServiceConfig {
     pub max_upload_bytes: u64,
     /// With Redis: session events cross to subscribers on other nodes.
     pub bus: Option<Arc<RedisEvents>>,
-}
-
-/// The Redis channel of session events; each message names the node it came from.
-const BUS_CHANNEL: &str = "virserver:sessions";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct BusMessage {
-    node: String,
-    event: SessionEvent,
-}
-
-/// Publishes this node's session events for the other nodes.
-struct SessionBus {
-    events: Arc<RedisEvents>,
-    node: String,
-}
-
-impl SessionBus {
-    async fn publish(&self, event: &SessionEvent) {
-        let message = BusMessage {
-            node: self.node.clone(),
-            event: event.clone(),
-        };
-        let Ok(text) = serde_json::to_string(&message) else {
-            return;
-        };
-        if let Err(error) = self.events.publish(BUS_CHANNEL, &text).await {
-            tracing::warn!(%error, "session event not sent to other nodes");
-        }
-    }
 }
 
 impl SessionService {
@@ -678,161 +658,6 @@ impl SessionService {
         Ok(())
     }
 
-    // ---- programs -------------------------------------------------------------------------
-
-    pub async fn upload_program(
-        &self,
-        session_id: &str,
-        name: &str,
-        data: &[u8],
-    ) -> Result<ProgramRecord, SessionError> {
-        if data.len() as u64 > self.max_upload_bytes {
-            return Err(SessionError::TooLarge {
-                what: "the program",
-                size: data.len() as u64,
-                limit: self.max_upload_bytes,
-            });
-        }
-        let (record, runtime) = self.existing(session_id).await?;
-        let board = self.catalog.board(&record.board_id).await?.board;
-        let summary = validate_elf(data, &board)?;
-        self.programs.put(&summary.sha256, data).await?;
-        let program = ProgramRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            session_id: session_id.to_owned(),
-            name: sanitize_name(name),
-            sha256: summary.sha256,
-            entry_point: summary.entry_point as i64,
-            arch: summary.arch.as_str().to_owned(),
-            size: summary.size as i64,
-            created_at: Utc::now(),
-        };
-        self.store.insert_program(program.clone()).await?;
-        self.store
-            .set_current_program(session_id, &program.id)
-            .await?;
-        let state = *runtime.state.lock().await;
-        self.record(
-            &runtime,
-            EventKind::ProgramLoaded,
-            state,
-            None,
-            Some(format!(
-                "{} ({} bytes, sha256 {})",
-                program.name, program.size, program.sha256
-            )),
-        )
-        .await?;
-        Ok(program)
-    }
-
-    async fn session_program(
-        &self,
-        session_id: &str,
-        program_id: &str,
-    ) -> Result<(SessionRecord, Arc<Runtime>, ProgramRecord), SessionError> {
-        let (record, runtime) = self.existing(session_id).await?;
-        let program = self.program(program_id).await?;
-        if program.session_id != session_id {
-            return Err(SessionError::NotFound {
-                what: "program of this session",
-                id: program_id.to_owned(),
-            });
-        }
-        Ok((record, runtime, program))
-    }
-
-    /// Boots the session with the program (rebooting it if it was running).
-    pub async fn start_program(
-        &self,
-        session_id: &str,
-        program_id: &str,
-    ) -> Result<SessionRecord, SessionError> {
-        let (record, runtime, program) = self.session_program(session_id, program_id).await?;
-        let mut control = runtime.control.lock().await;
-        power_off_locked(&mut control).await;
-        self.store
-            .set_current_program(session_id, &program.id)
-            .await?;
-        self.launch(&record, &runtime, &mut control, &program.id, false)
-            .await?;
-        drop(control);
-        self.get(session_id).await
-    }
-
-    /// Halts the CPU of a session running this program.
-    pub async fn pause_program(
-        &self,
-        session_id: &str,
-        program_id: &str,
-    ) -> Result<SessionRecord, SessionError> {
-        let (record, runtime, program) = self.session_program(session_id, program_id).await?;
-        let mut control = runtime.control.lock().await;
-        clear_finished(&mut control);
-        let launched = control
-            .as_ref()
-            .filter(|_| record.current_program_id.as_deref() == Some(program.id.as_str()))
-            .ok_or_else(|| {
-                SessionError::InvalidState(format!(
-                    "program '{program_id}' is not running in session '{session_id}'"
-                ))
-            })?;
-        launched.machine.pause().await?;
-        self.record(
-            &runtime,
-            EventKind::Paused,
-            SessionState::Paused,
-            None,
-            None,
-        )
-        .await?;
-        drop(control);
-        self.get(session_id).await
-    }
-
-    /// Powers the session off.
-    pub async fn stop_program(
-        &self,
-        session_id: &str,
-        program_id: &str,
-    ) -> Result<SessionRecord, SessionError> {
-        let (_, runtime, _) = self.session_program(session_id, program_id).await?;
-        power_off_locked(&mut *runtime.control.lock().await).await;
-        self.get(session_id).await
-    }
-
-    /// The stored file of a program.
-    pub async fn program_bytes(&self, program: &ProgramRecord) -> Result<Vec<u8>, SessionError> {
-        tokio::fs::read(self.programs.path_of(&program.sha256))
-            .await
-            .map_err(|error| SessionError::Program(ProgramError::Io(error)))
-    }
-
-    /// The ELF and execution trace of the session's latest run, for coverage.
-    pub async fn coverage_inputs(
-        &self,
-        session_id: &str,
-    ) -> Result<(PathBuf, PathBuf), SessionError> {
-        let record = self.get(session_id).await?;
-        if !record.coverage {
-            return Err(SessionError::InvalidState(format!(
-                "session '{session_id}' was created without coverage: true"
-            )));
-        }
-        let run_dir = self.run_root.join(session_id);
-        let program_id = tokio::fs::read_to_string(run_dir.join(TRACE_PROGRAM))
-            .await
-            .map_err(|_| SessionError::NotFound {
-                what: "coverage run of session",
-                id: session_id.to_owned(),
-            })?;
-        let program = self.program(program_id.trim()).await?;
-        Ok((
-            self.programs.path_of(&program.sha256),
-            run_dir.join(TRACE_FILE),
-        ))
-    }
-
     pub async fn send_uart_input(&self, session_id: &str, data: &[u8]) -> Result<(), SessionError> {
         if data.len() > MAX_UART_INPUT {
             return Err(SessionError::TooLarge {
@@ -900,181 +725,6 @@ impl SessionService {
     }
 }
 
-/// Writes a state change and its history row, then tells subscribers. Pause/resume
-/// events that do not change the state (QMP repeats what a mutation already recorded)
-/// are not recorded twice.
-async fn record_state(
-    store: &Store,
-    runtime: &Runtime,
-    kind: EventKind,
-    state: SessionState,
-    exit_code: Option<i32>,
-    message: Option<String>,
-) -> Result<(), StoreError> {
-    let mut current = runtime.state.lock().await;
-    if matches!(kind, EventKind::Paused | EventKind::Resumed) && *current == state {
-        return Ok(());
-    }
-    store
-        .change_state(
-            &runtime.id,
-            &StateChange {
-                kind: kind.as_str().to_owned(),
-                state: state.as_str().to_owned(),
-                exit_code,
-                message: message.clone(),
-            },
-        )
-        .await?;
-    *current = state;
-    runtime
-        .announce(SessionEvent {
-            session_id: runtime.id.clone(),
-            kind,
-            state,
-            exit_code,
-            message,
-            at: Utc::now(),
-            stop: None,
-        })
-        .await;
-    Ok(())
-}
-
-/// Follows one machine until it ends, recording what it reports; tells the gateway
-/// when the emulator changed state behind its back (its caches are then stale), and
-/// turns the gateway's stop replies into HALTED events with source positions.
-async fn supervise(
-    store: Store,
-    runtime: Arc<Runtime>,
-    mut events: mpsc::Receiver<MachineEvent>,
-    debugger: Option<Arc<Debugger>>,
-) {
-    let mut stops = debugger.as_ref().map(|d| d.gateway().stops());
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            stop = next_stop(&mut stops) => {
-                if let (Some(stop), Some(debugger)) = (stop, &debugger) {
-                    announce_stop(&runtime, debugger, stop).await;
-                }
-                continue;
-            }
-        };
-        let Some(event) = event else { return };
-        if let (
-            Some(debugger),
-            MachineEvent::Paused | MachineEvent::Resumed | MachineEvent::Reset,
-        ) = (&debugger, &event)
-        {
-            debugger.gateway().invalidate();
-        }
-        let change = match event {
-            MachineEvent::Console(bytes) => {
-                runtime.uart.push(&bytes);
-                continue;
-            }
-            MachineEvent::Paused => (EventKind::Paused, SessionState::Paused, None, None),
-            MachineEvent::Resumed => (EventKind::Resumed, SessionState::Running, None, None),
-            MachineEvent::Reset => {
-                let requested = runtime
-                    .requested_resets
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-                if requested {
-                    continue;
-                }
-                let state = *runtime.state.lock().await;
-                (EventKind::Reset, state, None, None)
-            }
-            MachineEvent::Exited(exit) => {
-                let (kind, state, code, message) = match exit {
-                    MachineExit::Exited(code) => (
-                        EventKind::Exited,
-                        SessionState::Exited,
-                        Some(code),
-                        Some(format!("the program exited with code {code}")),
-                    ),
-                    MachineExit::Crashed(reason) => (
-                        EventKind::Crashed,
-                        SessionState::Crashed,
-                        None,
-                        Some(reason),
-                    ),
-                    MachineExit::PoweredOff => {
-                        (EventKind::PoweredOff, SessionState::Stopped, None, None)
-                    }
-                };
-                if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await
-                {
-                    tracing::error!(session = %runtime.id, %error, "cannot record the end of a machine");
-                }
-                tracing::info!(session = %runtime.id, state = state.as_str(), exit_code = ?code, "machine ended");
-                return;
-            }
-        };
-        let (kind, state, code, message) = change;
-        if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await {
-            tracing::error!(session = %runtime.id, %error, "cannot record a state change");
-        }
-    }
-}
-
-/// The next stop reply, or never when there is no gateway (or it closed).
-async fn next_stop(
-    stops: &mut Option<broadcast::Receiver<virserver_gateway::StopEvent>>,
-) -> Option<virserver_gateway::StopEvent> {
-    let Some(receiver) = stops else {
-        return std::future::pending().await;
-    };
-    loop {
-        match receiver.recv().await {
-            Ok(stop) => return Some(stop),
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => {
-                *stops = None;
-                return std::future::pending().await;
-            }
-        }
-    }
-}
-
-/// Broadcasts a debugger stop (not recorded in the history: stepping makes many).
-async fn announce_stop(runtime: &Runtime, debugger: &Debugger, stop: virserver_gateway::StopEvent) {
-    use virserver_gateway::StopReason;
-    let reason = match &stop.reason {
-        StopReason::Breakpoint => "breakpoint".to_owned(),
-        StopReason::Step => "step".to_owned(),
-        StopReason::Watchpoint { kind, addr } => format!("{kind} 0x{addr:x}"),
-        StopReason::Interrupted => "interrupt".to_owned(),
-        StopReason::Signal(signal) => format!("signal {signal}"),
-        StopReason::Exited(code) => format!("exited {code}"),
-        StopReason::Terminated(signal) => format!("terminated {signal}"),
-    };
-    let position = match stop.pc {
-        Some(pc) => debugger.describe(pc).await,
-        None => Default::default(),
-    };
-    let state = *runtime.state.lock().await;
-    runtime
-        .announce(SessionEvent {
-            session_id: runtime.id.clone(),
-            kind: EventKind::Halted,
-            state,
-            exit_code: None,
-            message: None,
-            at: Utc::now(),
-            stop: Some(StopInfo {
-                reason,
-                pc: stop.pc,
-                function: position.function,
-                file: position.file,
-                line: position.line,
-            }),
-        })
-        .await;
-}
-
 fn clear_finished(control: &mut Option<Launched>) {
     if control.as_ref().is_some_and(|l| l.supervisor.is_finished()) {
         *control = None;
@@ -1090,15 +740,5 @@ async fn power_off_locked(control: &mut Option<Launched>) {
             tracing::warn!(%error, "power off failed; the machine is killed on drop");
         }
         let _ = launched.supervisor.await;
-    }
-}
-
-fn sanitize_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    if cleaned.is_empty() {
-        "program.elf".to_owned()
-    } else {
-        cleaned
     }
 }

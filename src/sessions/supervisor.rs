@@ -1,0 +1,190 @@
+//! The supervision of one running machine: everything it reports (console bytes,
+//! pause, resume, reset, exit) becomes console chunks and recorded state changes; the
+//! gateway hears when the emulator changed behind its back, and its stop replies become
+//! HALTED events with source positions. Also the one place that writes a state change.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{EventKind, Runtime, SessionEvent, SessionState, StopInfo};
+use crate::backend::{MachineEvent, MachineExit};
+use crate::debugger::Debugger;
+use crate::store::{StateChange, Store, StoreError};
+
+/// Writes a state change and its history row, then tells subscribers. Pause/resume
+/// events that do not change the state (QMP repeats what a mutation already recorded)
+/// are not recorded twice.
+pub(super) async fn record_state(
+    store: &Store,
+    runtime: &Runtime,
+    kind: EventKind,
+    state: SessionState,
+    exit_code: Option<i32>,
+    message: Option<String>,
+) -> Result<(), StoreError> {
+    let mut current = runtime.state.lock().await;
+    if matches!(kind, EventKind::Paused | EventKind::Resumed) && *current == state {
+        return Ok(());
+    }
+    store
+        .change_state(
+            &runtime.id,
+            &StateChange {
+                kind: kind.as_str().to_owned(),
+                state: state.as_str().to_owned(),
+                exit_code,
+                message: message.clone(),
+            },
+        )
+        .await?;
+    *current = state;
+    runtime
+        .announce(SessionEvent {
+            session_id: runtime.id.clone(),
+            kind,
+            state,
+            exit_code,
+            message,
+            at: Utc::now(),
+            stop: None,
+        })
+        .await;
+    Ok(())
+}
+
+/// Follows one machine until it ends, recording what it reports; tells the gateway
+/// when the emulator changed state behind its back (its caches are then stale), and
+/// turns the gateway's stop replies into HALTED events with source positions.
+pub(super) async fn supervise(
+    store: Store,
+    runtime: Arc<Runtime>,
+    mut events: mpsc::Receiver<MachineEvent>,
+    debugger: Option<Arc<Debugger>>,
+) {
+    let mut stops = debugger.as_ref().map(|d| d.gateway().stops());
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            stop = next_stop(&mut stops) => {
+                if let (Some(stop), Some(debugger)) = (stop, &debugger) {
+                    announce_stop(&runtime, debugger, stop).await;
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { return };
+        if let (
+            Some(debugger),
+            MachineEvent::Paused | MachineEvent::Resumed | MachineEvent::Reset,
+        ) = (&debugger, &event)
+        {
+            debugger.gateway().invalidate();
+        }
+        let change = match event {
+            MachineEvent::Console(bytes) => {
+                runtime.uart.push(&bytes);
+                continue;
+            }
+            MachineEvent::Paused => (EventKind::Paused, SessionState::Paused, None, None),
+            MachineEvent::Resumed => (EventKind::Resumed, SessionState::Running, None, None),
+            MachineEvent::Reset => {
+                let requested = runtime
+                    .requested_resets
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if requested {
+                    continue;
+                }
+                let state = *runtime.state.lock().await;
+                (EventKind::Reset, state, None, None)
+            }
+            MachineEvent::Exited(exit) => {
+                let (kind, state, code, message) = match exit {
+                    MachineExit::Exited(code) => (
+                        EventKind::Exited,
+                        SessionState::Exited,
+                        Some(code),
+                        Some(format!("the program exited with code {code}")),
+                    ),
+                    MachineExit::Crashed(reason) => (
+                        EventKind::Crashed,
+                        SessionState::Crashed,
+                        None,
+                        Some(reason),
+                    ),
+                    MachineExit::PoweredOff => {
+                        (EventKind::PoweredOff, SessionState::Stopped, None, None)
+                    }
+                };
+                if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await
+                {
+                    tracing::error!(session = %runtime.id, %error, "cannot record the end of a machine");
+                }
+                tracing::info!(session = %runtime.id, state = state.as_str(), exit_code = ?code, "machine ended");
+                return;
+            }
+        };
+        let (kind, state, code, message) = change;
+        if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await {
+            tracing::error!(session = %runtime.id, %error, "cannot record a state change");
+        }
+    }
+}
+
+/// The next stop reply, or never when there is no gateway (or it closed).
+async fn next_stop(
+    stops: &mut Option<broadcast::Receiver<virserver_gateway::StopEvent>>,
+) -> Option<virserver_gateway::StopEvent> {
+    let Some(receiver) = stops else {
+        return std::future::pending().await;
+    };
+    loop {
+        match receiver.recv().await {
+            Ok(stop) => return Some(stop),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                *stops = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Broadcasts a debugger stop (not recorded in the history: stepping makes many).
+async fn announce_stop(runtime: &Runtime, debugger: &Debugger, stop: virserver_gateway::StopEvent) {
+    use virserver_gateway::StopReason;
+    let reason = match &stop.reason {
+        StopReason::Breakpoint => "breakpoint".to_owned(),
+        StopReason::Step => "step".to_owned(),
+        StopReason::Watchpoint { kind, addr } => format!("{kind} 0x{addr:x}"),
+        StopReason::Interrupted => "interrupt".to_owned(),
+        StopReason::Signal(signal) => format!("signal {signal}"),
+        StopReason::Exited(code) => format!("exited {code}"),
+        StopReason::Terminated(signal) => format!("terminated {signal}"),
+    };
+    let position = match stop.pc {
+        Some(pc) => debugger.describe(pc).await,
+        None => Default::default(),
+    };
+    let state = *runtime.state.lock().await;
+    runtime
+        .announce(SessionEvent {
+            session_id: runtime.id.clone(),
+            kind: EventKind::Halted,
+            state,
+            exit_code: None,
+            message: None,
+            at: Utc::now(),
+            stop: Some(StopInfo {
+                reason,
+                pc: stop.pc,
+                function: position.function,
+                file: position.file,
+                line: position.line,
+            }),
+        })
+        .await;
+}
