@@ -124,10 +124,19 @@ async fn two_nodes_share_twenty_jobs_each_finishing_once_and_cancel_crosses_node
         seen.contains(&"CANCELLED".to_owned()),
         "node A's subscriber saw the cancel: {seen:?}"
     );
-    let job = a.wait_job(&endless, &["CANCELLED"]).await;
+    let mut job = a.wait_job(&endless, &["CANCELLED"]).await;
+    // The run links its session when it ends, which may be just after the cancel.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while job["session"].is_null() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session on {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        job = a.query(common::JOB, json!({ "id": endless })).await["job"].clone();
+    }
     let owner = if job["node"] == "node-a" { &a } else { &b };
     let session = job["session"]["id"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while owner.session(&session).await["state"] == "RUNNING" {
         assert!(
             tokio::time::Instant::now() < deadline,
