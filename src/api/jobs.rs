@@ -208,6 +208,22 @@ pub struct JobEventObject {
     at: DateTime<Utc>,
 }
 
+impl JobEventObject {
+    /// The job's state as an event, for a subscriber that may have missed the real one.
+    fn from_record(job: &JobRecord) -> Self {
+        Self {
+            job_id: ID(job.id.clone()),
+            state: JobStateEnum::parse(&job.state),
+            progress: job
+                .failure_reason
+                .clone()
+                .unwrap_or_else(|| job.state.to_lowercase()),
+            node: job.node.clone().unwrap_or_default(),
+            at: Utc::now(),
+        }
+    }
+}
+
 impl From<JobEvent> for JobEventObject {
     fn from(event: JobEvent) -> Self {
         Self {
@@ -317,13 +333,7 @@ impl JobSubscription {
         Ok(async_stream::stream! {
             // The state at subscription time, so a late subscriber knows where it is.
             let ended = crate::jobs::service::JobService::is_terminal(&job.state);
-            yield JobEventObject {
-                job_id: ID(job.id.clone()),
-                state: JobStateEnum::parse(&job.state),
-                progress: job.failure_reason.clone().unwrap_or_else(|| job.state.to_lowercase()),
-                node: job.node.clone().unwrap_or_default(),
-                at: Utc::now(),
-            };
+            yield JobEventObject::from_record(&job);
             if ended {
                 return;
             }
@@ -347,13 +357,7 @@ impl JobSubscription {
                         if let Ok(now) = app.jobs.get(&job.id).await
                             && crate::jobs::service::JobService::is_terminal(&now.state)
                         {
-                            yield JobEventObject {
-                                job_id: ID(now.id.clone()),
-                                state: JobStateEnum::parse(&now.state),
-                                progress: now.failure_reason.clone().unwrap_or_else(|| now.state.to_lowercase()),
-                                node: now.node.clone().unwrap_or_default(),
-                                at: Utc::now(),
-                            };
+                            yield JobEventObject::from_record(&now);
                             break;
                         }
                     }

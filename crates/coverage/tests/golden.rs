@@ -7,30 +7,8 @@
 
 mod common;
 
-use common::{Fixture, check_golden};
-use virserver_coverage::{CoverageReport, FileCoverage};
-
-fn program(report: &CoverageReport) -> &FileCoverage {
-    report
-        .files
-        .get("program.c")
-        .expect("program.c in the report")
-}
-
-fn hits(file: &FileCoverage, line: u32) -> u64 {
-    *file
-        .lines
-        .get(&line)
-        .unwrap_or_else(|| panic!("line {line} not in the report: {:?}", file.lines))
-}
-
-fn function_hits(file: &FileCoverage, name: &str) -> u64 {
-    file.functions
-        .iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("function {name} not in the report: {:?}", file.functions))
-        .hits
-}
+use common::{Fixture, check_golden, function_hits, hits, program};
+use virserver_coverage::CoverageReport;
 
 #[test]
 fn cortex_m3_lcov_matches_golden() {

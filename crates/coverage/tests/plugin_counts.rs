@@ -8,32 +8,9 @@
 
 mod common;
 
-use common::{Fixture, check_golden};
-use virserver_coverage::{BlockCounts, CoverageReport, FileCoverage};
+use common::{Fixture, check_golden, function_hits, hits, program};
+use virserver_coverage::{BlockCounts, CoverageReport};
 
-fn program(report: &CoverageReport) -> &FileCoverage {
-    report
-        .files
-        .get("program.c")
-        .expect("program.c in the report")
-}
-
-fn hits(file: &FileCoverage, line: u32) -> u64 {
-    *file
-        .lines
-        .get(&line)
-        .unwrap_or_else(|| panic!("line {line} not in the report: {:?}", file.lines))
-}
-
-fn function_hits(file: &FileCoverage, name: &str) -> u64 {
-    file.functions
-        .iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("function {name} not in the report"))
-        .hits
-}
-
-/// The lines with hits, per file.
 fn executed_lines(report: &CoverageReport) -> Vec<(String, u32)> {
     report
         .files

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use virserver_coverage::{
-    BlockCounts, CoverageReport, ExecutedAddresses, HitCounts, InAsmParser, LineMap, LineMapOptions,
+    BlockCounts, CoverageReport, ExecutedAddresses, FileCoverage, HitCounts, InAsmParser, LineMap,
+    LineMapOptions,
 };
 
 /// The prefix `fixtures/build.sh` maps the source directory to in DWARF.
@@ -91,4 +92,27 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{file}: {e}"))
             .hit_counts()
     }
+}
+
+/// The fixture program's own file in a report.
+pub fn program(report: &CoverageReport) -> &FileCoverage {
+    report
+        .files
+        .get("program.c")
+        .expect("program.c in the report")
+}
+
+pub fn hits(file: &FileCoverage, line: u32) -> u64 {
+    *file
+        .lines
+        .get(&line)
+        .unwrap_or_else(|| panic!("line {line} not in the report: {:?}", file.lines))
+}
+
+pub fn function_hits(file: &FileCoverage, name: &str) -> u64 {
+    file.functions
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("function {name} not in the report: {:?}", file.functions))
+        .hits
 }
