@@ -285,3 +285,40 @@ async fn gdb_and_the_api_debug_the_same_cpu_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Resuming a PAUSED session (power ON, or a reset that runs on) while the gateway is
+/// attached goes through the stub: QEMU 8.1 and later announce the next stop only after
+/// a resume their stub was sent, so a QMP `cont` here would leave this HALTED unsaid.
+#[tokio::test]
+async fn resuming_a_paused_session_reports_the_next_breakpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let session = server.create_session("mps2-an385").await;
+    server.upload(&session, "ticker-mps2-an385.elf").await;
+    assert_eq!(server.power(&session, "ON", true).await["state"], "PAUSED");
+    let mut events = server
+        .subscribe(
+            "subscription($s: ID!) { sessionEvents(sessionId: $s) { kind reason pc function } }",
+            json!({ "s": session }),
+        )
+        .await;
+    let s = json!({ "s": session });
+    let breakpoint = server
+        .query(
+            "mutation($s: ID!) { addBreakpoint(sessionId: $s, location: \"tick\") { address } }",
+            s.clone(),
+        )
+        .await["addBreakpoint"]["address"]
+        .clone();
+
+    for action in ["ON", "RESET"] {
+        server.power(&session, action, false).await;
+        let event =
+            tokio::time::timeout(Duration::from_secs(20), halted(&mut events, "breakpoint"))
+                .await
+                .unwrap_or_else(|_| panic!("power {action}: no HALTED event"));
+        assert_eq!(event["function"], "tick", "{event}");
+        assert_eq!(event["pc"], breakpoint, "{event}");
+        server.wait_state(&session, "PAUSED").await;
+    }
+}

@@ -211,14 +211,9 @@ impl DebugMutation {
         position(&debugger).await
     }
 
-    /// Resumes the CPU.
+    /// Resumes the CPU (and releases the API's halt).
     async fn continue_session(&self, ctx: &Context<'_>, session_id: ID) -> ApiResult<bool> {
-        debugger(ctx, &session_id)
-            .await?
-            .client()
-            .resume()
-            .await
-            .map_err(target)?;
+        app(ctx).sessions.resume_cpu(&session_id).await?;
         Ok(true)
     }
 

@@ -43,6 +43,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::debugger::Debugger;
 use crate::programs::{ProgramError, ProgramStore};
 use crate::store::{ProgramRecord, SessionRecord, Store, StoreError};
+use virserver_gateway::Resumed;
 use virserver_queue::RedisEvents;
 
 /// The execution trace of a session's latest run (an in_asm log or the plugin's
@@ -108,6 +109,25 @@ struct Launched {
     /// The GDB gateway, when the emulator has a stub.
     debugger: Option<Arc<Debugger>>,
     supervisor: JoinHandle<()>,
+}
+
+impl Launched {
+    /// Lets the CPU run: through the GDB gateway while it holds the stub's link,
+    /// else through the machine (QMP `cont`). QEMU 8.1 and later report a stop only
+    /// after a resume their stub was sent, so a VM resumed behind an attached
+    /// gateway would stop at the next breakpoint unannounced.
+    async fn resume(&self) -> Result<(), SessionError> {
+        if let Some(debugger) = &self.debugger {
+            match debugger.client().resume().await {
+                Ok(Resumed::NotConnected) => {}
+                Ok(_) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, "resuming through the gateway failed; using QMP")
+                }
+            }
+        }
+        Ok(self.machine.resume().await?)
+    }
 }
 
 /// The live part of a session: console, event fan-out, and its emulator if powered.
@@ -321,10 +341,31 @@ impl SessionService {
         let launched = control.as_ref().ok_or_else(|| {
             SessionError::InvalidState(format!("session '{id}' is not powered on"))
         })?;
-        launched
-            .debugger
-            .clone()
-            .ok_or_else(|| SessionError::Unsupported(format!("session '{id}' has no GDB endpoint")))
+        let debugger = launched.debugger.clone().ok_or_else(|| {
+            SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
+        })?;
+        drop(control);
+        // A session paused through QMP, with no GDB link, is halted for the API too:
+        // attach (connecting to a paused VM's stub changes nothing) and hold the halt
+        // until the session resumes. A stop GDB caused is the gateway's already.
+        if *runtime.state.lock().await == SessionState::Paused
+            && !debugger.gateway().status().upstream_connected
+            && let Err(error) = debugger.client().halt().await
+        {
+            tracing::warn!(session = %id, %error, "cannot attach to a paused session's stub");
+        }
+        Ok(debugger)
+    }
+
+    /// Lets a powered session's CPU run (see [`Launched::resume`]).
+    pub async fn resume_cpu(&self, id: &str) -> Result<(), SessionError> {
+        let (_, runtime) = self.existing(id).await?;
+        let mut control = runtime.control.lock().await;
+        clear_finished(&mut control);
+        let launched = control.as_ref().ok_or_else(|| {
+            SessionError::InvalidState(format!("session '{id}' is not powered on"))
+        })?;
+        launched.resume().await
     }
 
     /// Recent console output (bounded), for clients that poll rather than subscribe;
@@ -523,7 +564,7 @@ impl SessionService {
                 }
                 Some(launched) if !halted => {
                     if *runtime.state.lock().await == SessionState::Paused {
-                        launched.machine.resume().await?;
+                        launched.resume().await?;
                         self.record(
                             &runtime,
                             EventKind::Resumed,
@@ -559,7 +600,7 @@ impl SessionService {
                     return Err(error.into());
                 }
                 if !halted {
-                    launched.machine.resume().await?;
+                    launched.resume().await?;
                 }
             }
         }

@@ -85,6 +85,7 @@ impl<W: WriteHalf> SocketWriter<W> {
         limit: usize,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
+        runtime: &tokio::runtime::Handle,
     ) -> SocketWriter<W> {
         let writer = SocketWriter {
             socket: Arc::new(socket),
@@ -96,12 +97,15 @@ impl<W: WriteHalf> SocketWriter<W> {
         let backlog = writer.backlog.clone();
         let wake = writer.wake.clone();
         let cancel = cancel.clone();
-        tracker.spawn(async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = drain(socket, backlog, wake) => {}
-            }
-        });
+        tracker.spawn_on(
+            async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = drain(socket, backlog, wake) => {}
+                }
+            },
+            runtime,
+        );
         writer
     }
 

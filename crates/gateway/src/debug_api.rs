@@ -127,4 +127,22 @@ pub enum ApiResult {
     Registers(Vec<Register>),
     /// The memory read.
     Memory(Vec<u8>),
+    /// What a `Resume` did.
+    Resumed(Resumed),
+}
+
+/// What [`ApiCall::Resume`] did: whether the target now runs, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// `c` went to the stub: the stub reports the next stop.
+    ThroughStub,
+    /// No GDB client was attached: the gateway sent `D`, which resumes the
+    /// VM and closes the link.
+    Detached,
+    /// The target was already running.
+    AlreadyRunning,
+    /// The gateway has no link to the stub, so it did nothing: whoever
+    /// paused the VM (QMP `stop`) must resume it the same way. With no link
+    /// open, the stub has no stop to report.
+    NotConnected,
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::debug_api::{ApiCall, ApiResult, BreakpointKind, Register, WatchpointKind};
+use crate::debug_api::{ApiCall, ApiResult, BreakpointKind, Register, Resumed, WatchpointKind};
 use crate::driver::Driver;
 use crate::error::DebugError;
 use crate::status::StopEvent;
@@ -43,9 +43,16 @@ impl DebugClient {
     }
 
     /// Releases the hold and lets the target run (detaching when no GDB
-    /// client is attached).
-    pub async fn resume(&self) -> Result<(), DebugError> {
-        self.done(ApiCall::Resume).await
+    /// client is attached); says how (see [`Resumed`]).
+    ///
+    /// While the link is up, every resume must go this way rather than QMP
+    /// `cont`: QEMU 8.1 and later report a stop only after a resume they
+    /// were sent, so a VM resumed behind the stub stops unannounced.
+    pub async fn resume(&self) -> Result<Resumed, DebugError> {
+        match self.call(ApiCall::Resume).await? {
+            ApiResult::Resumed(resumed) => Ok(resumed),
+            _ => Ok(Resumed::ThroughStub),
+        }
     }
 
     /// Steps `count` instructions (fewer if something else stops the

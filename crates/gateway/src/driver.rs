@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use tokio::net::{TcpStream, UnixStream, tcp, unix};
+use tokio::runtime::Handle;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -59,6 +60,9 @@ pub(crate) struct Driver {
     stops: broadcast::Sender<StopEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// The gateway's own runtime: every task runs there, whoever feeds the
+    /// mux (an API call comes from the server's runtime).
+    runtime: Handle,
 }
 
 impl Driver {
@@ -67,6 +71,7 @@ impl Driver {
         stops: broadcast::Sender<StopEvent>,
         cancel: CancellationToken,
         tracker: TaskTracker,
+        runtime: Handle,
     ) -> Arc<Driver> {
         let mux = Mux::new(MuxConfig {
             memory_map_xml: config.memory_map_xml.clone(),
@@ -87,7 +92,13 @@ impl Driver {
             stops,
             cancel,
             tracker,
+            runtime,
         })
+    }
+
+    /// Spawns a task on the gateway's runtime.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn_on(task, &self.runtime);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -118,9 +129,10 @@ impl Driver {
             self.config.client_queue,
             &self.cancel,
             &self.tracker,
+            &self.runtime,
         );
         let stop_reading = self.cancel.child_token();
-        self.tracker.spawn(read_client(
+        self.spawn(read_client(
             self.clone(),
             client,
             reader,
@@ -268,7 +280,7 @@ impl Driver {
         let path = self.config.upstream.clone();
         let timeout = self.config.connect_timeout;
         let cancel = self.cancel.clone();
-        self.tracker.spawn(async move {
+        self.spawn(async move {
             let connect = tokio::time::timeout(timeout, UnixStream::connect(&path));
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -290,9 +302,15 @@ impl Driver {
         match result {
             Ok(stream) => {
                 let (reader, writer) = stream.into_split();
-                let writer = SocketWriter::new(writer, usize::MAX, &self.cancel, &self.tracker);
+                let writer = SocketWriter::new(
+                    writer,
+                    usize::MAX,
+                    &self.cancel,
+                    &self.tracker,
+                    &self.runtime,
+                );
                 let stop_reading = self.cancel.child_token();
-                self.tracker.spawn(read_upstream(
+                self.spawn(read_upstream(
                     self.clone(),
                     generation,
                     reader,

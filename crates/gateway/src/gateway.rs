@@ -3,12 +3,21 @@
 //! tickets. Every task shares one cancellation token and one task tracker:
 //! dropping the gateway (or [`Gateway::shutdown`]) ends them all and closes
 //! every socket.
+//!
+//! Each gateway runs its tasks on a current-thread runtime on a thread of
+//! its own, whatever runtime calls it. Forwarding is a chain of wake-ups
+//! (client socket, stub socket, back), and on a multi-thread runtime each
+//! can land on another worker: on this project's 2-core machines a cached
+//! `g` took 61.8 us through a gateway on 2 workers and 6.8 us on a thread
+//! of its own (`virserver bench rsp`). A session's QEMU is several threads
+//! already; one more per powered session is cheap.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,6 +40,8 @@ pub struct Gateway {
     stops: broadcast::Sender<StopEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// The gateway's own runtime (see the module doc).
+    runtime: Handle,
 }
 
 impl fmt::Debug for Gateway {
@@ -46,13 +57,31 @@ impl Gateway {
     /// Binds `config.listen` and starts serving. The stub is not contacted
     /// until a client or the API needs it.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let listener = bind(config.listen).await?;
-        let address = listener.local_addr()?;
-        let (stops, _) = broadcast::channel(STOP_EVENTS);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let driver = Driver::new(config, stops.clone(), cancel.clone(), tracker.clone());
-        tracker.spawn(run_listener(driver.clone(), listener, cancel.clone()));
+        let runtime = own_runtime(&cancel, &tracker)?;
+        let bound = runtime
+            .spawn(bind(config.listen))
+            .await
+            .map_err(|_| GatewayError::Closed)
+            .and_then(|bound| bound);
+        let listener = match bound {
+            Ok(listener) => listener,
+            Err(error) => {
+                cancel.cancel();
+                return Err(error);
+            }
+        };
+        let address = listener.local_addr()?;
+        let (stops, _) = broadcast::channel(STOP_EVENTS);
+        let driver = Driver::new(
+            config,
+            stops.clone(),
+            cancel.clone(),
+            tracker.clone(),
+            runtime.clone(),
+        );
+        driver.spawn(run_listener(driver.clone(), listener, cancel.clone()));
         tracing::info!(%address, "gateway listening");
         Ok(Gateway {
             address,
@@ -60,6 +89,7 @@ impl Gateway {
             stops,
             cancel,
             tracker,
+            runtime,
         })
     }
 
@@ -90,9 +120,13 @@ impl Gateway {
         if self.cancel.is_cancelled() {
             return Err(GatewayError::Closed);
         }
-        let listener = bind(SocketAddr::new(self.address.ip(), 0)).await?;
+        let listener = self
+            .runtime
+            .spawn(bind(SocketAddr::new(self.address.ip(), 0)))
+            .await
+            .map_err(|_| GatewayError::Closed)??;
         let address = listener.local_addr()?;
-        self.tracker.spawn(run_ticket(
+        self.driver.spawn(run_ticket(
             self.driver.clone(),
             listener,
             ttl,
@@ -120,5 +154,26 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.cancel.cancel();
         self.driver.close_all();
+        self.tracker.close();
     }
+}
+
+/// A current-thread runtime on a thread of its own; the thread ends once
+/// `cancel` fires and every task of `tracker` has ended.
+fn own_runtime(cancel: &CancellationToken, tracker: &TaskTracker) -> Result<Handle, GatewayError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    let (cancel, tracker) = (cancel.clone(), tracker.clone());
+    std::thread::Builder::new()
+        .name("virserver-gateway".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                cancel.cancelled().await;
+                tracker.close();
+                tracker.wait().await;
+            })
+        })?;
+    Ok(handle)
 }

@@ -98,7 +98,7 @@ pub mod status;
 pub mod target_description;
 
 pub use config::GatewayConfig;
-pub use debug_api::{ApiCall, ApiResult, BreakpointKind, Register, WatchpointKind};
+pub use debug_api::{ApiCall, ApiResult, BreakpointKind, Register, Resumed, WatchpointKind};
 pub use debug_client::DebugClient;
 pub use error::{DebugError, GatewayError};
 pub use gateway::Gateway;

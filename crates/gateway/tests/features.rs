@@ -97,6 +97,11 @@ async fn monitor_commands() {
         Symbols::load(TICKER).symbol("Reset_Handler").0
     );
     assert!(!vm_running(&qemu).await);
+    // HMP cont would resume the VM behind the stub: refused, with a note.
+    let (output, reply) = first.monitor("cont").await.unwrap();
+    assert_eq!(reply, b"E01");
+    assert!(output.contains("use GDB's continue"), "{output}");
+    assert!(!vm_running(&qemu).await);
     // monitor halt: OK when halted; interrupts when running.
     assert_eq!(first.monitor("halt").await.unwrap().1, b"OK");
     let mut runner = attach(&gateway).await;

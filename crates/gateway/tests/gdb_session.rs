@@ -132,3 +132,45 @@ async fn two_gdbs_in_turn_and_stepping() {
     assert_eq!(keeper.request(b"D;1").await.unwrap(), b"OK");
     gateway.shutdown().await;
 }
+
+/// GDB's `next` and `step` through the gateway use its range stepping
+/// (`vCont;r`, which QEMU lacks) and stop exactly where single-stepping
+/// stops: the same pcs, line after line, with range stepping on and off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gdb_range_steps_and_stops_where_single_steps_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for range_stepping in ["on", "off"] {
+        let qemu = start_qemu(TICKER).await;
+        let gateway = start_gateway(&qemu).await;
+        let log = dir.path().join(format!("remote-{range_stepping}.log"));
+        let setup = [
+            format!("set range-stepping {range_stepping}"),
+            format!("set remotelogfile {}", log.display()),
+        ];
+        let mut commands = vec!["break tick".to_owned(), "continue".to_owned()];
+        for command in ["next", "next", "step", "next", "next", "finish", "next"] {
+            commands.push(command.to_owned());
+            commands.push("printf \"AT=%#x\\n\", $pc".to_owned());
+        }
+        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+        let gdb = Gdb::start_with_setup(TICKER, gateway.address(), &setup, &commands);
+        let (ok, transcript) = gdb.finish().await;
+        assert!(ok, "{transcript:#?}");
+        let stops: Vec<String> = transcript
+            .iter()
+            .filter_map(|line| line.strip_prefix("AT=").map(str::to_owned))
+            .collect();
+        assert_eq!(stops.len(), 7, "{transcript:#?}");
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            log.contains("vCont;r"),
+            range_stepping == "on",
+            "range stepping {range_stepping}"
+        );
+        runs.push(stops);
+        gateway.shutdown().await;
+    }
+    assert_eq!(runs[0], runs[1], "range stepping on, then off");
+}

@@ -13,11 +13,14 @@
 //!    pays);
 //! 3. a 64 KiB memory read: a plain client reading 0x800 bytes per request,
 //!    one at a time, on the stub direct, against one `m` through the
-//!    gateway, which splits and pipelines it.
+//!    gateway, which splits and pipelines it;
+//! 4. GDB's `next` over a loop (`next.rs`): one instruction at a time
+//!    direct, against one `vCont;r` through the gateway.
 //!
 //! The stub serves one client at a time, so the direct measurements run
 //! first and the gateways connect after.
 
+mod next;
 mod qemu;
 mod rsp_client;
 
@@ -31,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::process::Command;
 
+pub use next::NextRange;
 pub use qemu::QemuProcess;
 pub use rsp_client::RspClient;
 
@@ -53,10 +57,9 @@ pub struct BenchConfig {
     pub steps: usize,
     /// Repetitions of the 64 KiB read.
     pub large_reads: usize,
-    /// Worker threads of the runtime the gateways run on (a thread of their
-    /// own, as in the server; the measuring client plays GDB on another);
-    /// 0 for a current-thread runtime.
-    pub gateway_worker_threads: usize,
+    /// The loop count given to the firmware's `delay()` for the `next`
+    /// benchmark (0, or no `delay` and `tick` symbols: skipped).
+    pub next_loops: u64,
 }
 
 impl BenchConfig {
@@ -70,7 +73,7 @@ impl BenchConfig {
             round_trips: 2000,
             steps: 190,
             large_reads: 30,
-            gateway_worker_threads: 2,
+            next_loops: 62,
         }
     }
 }
@@ -143,6 +146,10 @@ impl fmt::Display for BenchReport {
 /// what GDB's blocking reads cost.
 pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let mut report = BenchReport::default();
+    let next_range = match config.next_loops {
+        0 => None,
+        loops => NextRange::find(&config.kernel, "delay", "tick", loops)?,
+    };
     let qemu = QemuProcess::start(&config.qemu, &config.machine, &config.kernel).await?;
     let relayed = QemuProcess::start(&config.qemu, &config.machine, &config.kernel).await?;
 
@@ -153,6 +160,10 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
     let m2k = format!("m{:x},800", config.memory);
     let direct_m = median_round_trip(&mut direct, m2k.as_bytes(), config.round_trips).await?;
     let direct_steps = stepping_loop(&mut direct, &description, config.steps).await?;
+    let direct_next = match next_range {
+        Some(range) => Some(next_runs(&mut direct, &description, range, false).await?),
+        None => None,
+    };
     let mut samples = Vec::new();
     for _ in 0..config.large_reads.max(1) {
         let start = Instant::now();
@@ -201,8 +212,8 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
     // The gateway with its cache off: raw forwarding.
     let mut plain_config = GatewayConfig::new(&qemu.gdb_socket);
     plain_config.cache = false;
-    let plain = GatewayThread::start(plain_config, config.gateway_worker_threads)?;
-    let mut client = RspClient::new(TcpStream::connect(plain.address).await?);
+    let plain = Gateway::start(plain_config).await?;
+    let mut client = RspClient::new(TcpStream::connect(plain.address()).await?);
     prepare(&mut client).await?;
     let plain_g = median_round_trip(&mut client, b"g", config.round_trips).await?;
     let plain_m = median_round_trip(&mut client, m2k.as_bytes(), config.round_trips).await?;
@@ -218,20 +229,21 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
     }
     let gateway_large = median(samples);
     drop(client);
-    plain.stop();
+    plain.shutdown().await;
 
     // The gateway with its cache: what clients get.
-    let cached = GatewayThread::start(
-        GatewayConfig::new(&qemu.gdb_socket),
-        config.gateway_worker_threads,
-    )?;
-    let mut client = RspClient::new(TcpStream::connect(cached.address).await?);
+    let cached = Gateway::start(GatewayConfig::new(&qemu.gdb_socket)).await?;
+    let mut client = RspClient::new(TcpStream::connect(cached.address()).await?);
     prepare(&mut client).await?;
     let cached_g = median_round_trip(&mut client, b"g", config.round_trips).await?;
     let cached_m = median_round_trip(&mut client, m2k.as_bytes(), config.round_trips).await?;
     let gateway_steps = stepping_loop(&mut client, &description, config.steps).await?;
+    let gateway_next = match next_range {
+        Some(range) => Some(next_runs(&mut client, &description, range, true).await?),
+        None => None,
+    };
     drop(client);
-    cached.stop();
+    cached.shutdown().await;
 
     report.add("g: QEMU stub direct", direct_g, None);
     report.add("g: bare relay (socat)", relay_g, Some(("direct", direct_g)));
@@ -260,6 +272,22 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
         per_step(gateway_steps),
         Some(("direct", per_step(direct_steps))),
     );
+    if let (Some((direct, steps, direct_pc)), Some((gateway, _, gateway_pc))) =
+        (direct_next, gateway_next)
+    {
+        if direct_pc != gateway_pc {
+            return Err(io::Error::other(format!(
+                "next: direct stopped at {direct_pc:#x}, the gateway at {gateway_pc:#x}"
+            ))
+            .into());
+        }
+        report.add(
+            &format!("next over {steps} instructions: direct"),
+            direct,
+            None,
+        );
+        report.add("next: gateway (vCont;r)", gateway, Some(("direct", direct)));
+    }
     report.add("64 KiB read: sequential 0x800 direct", direct_large, None);
     report.add(
         "64 KiB read: 32 m pipelined by hand, direct",
@@ -272,66 +300,6 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
         Some(("sequential", direct_large)),
     );
     Ok(report)
-}
-
-/// A gateway on a runtime and thread of its own, as in the server: the
-/// measuring client plays GDB, a separate process.
-struct GatewayThread {
-    address: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl GatewayThread {
-    fn start(config: GatewayConfig, worker_threads: usize) -> Result<GatewayThread, BenchError> {
-        let (started, address) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let mut builder = if worker_threads == 0 {
-                tokio::runtime::Builder::new_current_thread()
-            } else {
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                builder.worker_threads(worker_threads);
-                builder
-            };
-            let runtime = match builder.enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    let _ = started.send(Err(BenchError::Io(error)));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                match Gateway::start(config).await {
-                    Ok(gateway) => {
-                        let _ = started.send(Ok(gateway.address()));
-                        let _ = stopped.await;
-                        gateway.shutdown().await;
-                    }
-                    Err(error) => {
-                        let _ = started.send(Err(error.into()));
-                    }
-                }
-            });
-        });
-        let address = address
-            .recv()
-            .map_err(|_| io::Error::other("the gateway thread died"))??;
-        Ok(GatewayThread {
-            address,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// What GDB does first: features, then target.xml (QEMU 7.2 needs it for
@@ -421,6 +389,29 @@ async fn stepping_run<S: AsyncRead + AsyncWrite + Unpin>(
         client.request(format!("m{sp:x},40").as_bytes()).await?;
     }
     Ok(start.elapsed())
+}
+
+/// [`next::next_over`] [`STEPPING_RUNS`] times: the median time, the
+/// client's step count and the final pc; then a reset.
+async fn next_runs<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut RspClient<S>,
+    description: &TargetDescription,
+    range: NextRange,
+    range_step: bool,
+) -> io::Result<(Duration, usize, u64)> {
+    let mut samples = Vec::new();
+    let mut last = (0, 0);
+    for _ in 0..STEPPING_RUNS {
+        let (time, steps, pc) = next::next_over(client, description, range, range_step).await?;
+        samples.push(time);
+        last = (steps, pc);
+    }
+    // Back to a sane state: the registers were set for a call out of nowhere.
+    let (_, reply) = client.monitor("system_reset").await?;
+    if reply != b"OK" {
+        return Err(io::Error::other("system_reset refused"));
+    }
+    Ok((median(samples), last.0, last.1))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

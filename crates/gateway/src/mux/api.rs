@@ -26,7 +26,7 @@ use super::cache::ReadKey;
 use super::reads::{Finish, Job, PartResult, joined_memory, memory_parts};
 use super::upstream::{Expect, Purpose};
 use super::{Action, ApiRequestId, Link, Mux, Owner, Run};
-use crate::debug_api::{ApiCall, ApiResult, Register};
+use crate::debug_api::{ApiCall, ApiResult, Register, Resumed};
 use crate::error::DebugError;
 use crate::status::{StopEvent, StopReason};
 
@@ -233,24 +233,26 @@ impl Mux {
 
     fn api_resume(&mut self) {
         self.api.holds_halt = false;
-        match self.link {
+        let resumed = match self.link {
             Link::Connecting | Link::Probing(_) => return,
-            Link::Down | Link::Detaching => return self.finish_api(Ok(ApiResult::Done)),
-            Link::Ready => {}
-        }
-        if self.run == Run::Halted {
-            if self.clients.is_empty() && !self.breakpoints.held_by(Owner::Api) {
+            Link::Down => Resumed::NotConnected,
+            Link::Detaching => Resumed::Detached,
+            Link::Ready if self.run != Run::Halted => Resumed::AlreadyRunning,
+            Link::Ready if self.clients.is_empty() && !self.breakpoints.held_by(Owner::Api) => {
                 tracing::info!("API resume with no client attached: detaching, the VM resumes");
                 self.link = Link::Detaching;
                 let detach = self.detach_payload();
                 self.send_upstream(&detach, Expect::Status, Purpose::Detach { reply_to: None });
-            } else {
+                Resumed::Detached
+            }
+            Link::Ready => {
                 self.api.resumed = true;
                 self.start_resume(false);
                 self.send_upstream(b"c", Expect::Resume, Purpose::Resume);
+                Resumed::ThroughStub
             }
-        }
-        self.finish_api(Ok(ApiResult::Done));
+        };
+        self.finish_api(Ok(ApiResult::Resumed(resumed)));
     }
 
     fn api_step(&mut self, remaining: u32) {

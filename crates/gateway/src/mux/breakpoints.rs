@@ -172,6 +172,17 @@ impl BreakpointTable {
         self.entries.len()
     }
 
+    /// True when a software or hardware breakpoint sits at `addr`.
+    pub fn code_breakpoint_at(&self, addr: u64) -> bool {
+        self.entries.keys().any(|key| {
+            key.addr == addr
+                && matches!(
+                    key.breakpoint_type,
+                    BreakpointType::Software | BreakpointType::Hardware
+                )
+        })
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
     }

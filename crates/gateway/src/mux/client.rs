@@ -154,7 +154,7 @@ impl Mux {
 
     /// A client asked for 0x03: only a running target gets it, once.
     pub(crate) fn interrupt(&mut self) {
-        if !matches!(self.link, Link::Ready | Link::Detaching) {
+        if !matches!(self.link, Link::Ready | Link::Detaching) || self.interrupt_range() {
             return;
         }
         if let Run::Running {

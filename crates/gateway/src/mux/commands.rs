@@ -130,7 +130,7 @@ impl Mux {
                 self.send_client(client, &payload);
             }
             Command::VContQuery if self.stub.vcont.is_some() => {
-                let payload = self.stub.vcont.clone().unwrap_or_default();
+                let payload = self.vcont_reply().unwrap_or_default();
                 self.send_client(client, &payload);
             }
             Command::ReverseStep | Command::ReverseContinue if !self.reverse_supported() => {
@@ -249,6 +249,11 @@ impl Mux {
                 .get(&client)
                 .and_then(|state| state.selection.resume);
             self.sync_thread(false, resume);
+        }
+        if let Command::VCont(actions) = command
+            && self.start_range_step(actions)
+        {
+            return;
         }
         let step = is_step(command);
         self.start_resume(step);

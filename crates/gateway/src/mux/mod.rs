@@ -30,7 +30,8 @@
 //!   the clients (`reads.rs`, `cache.rs`, `stop.rs`).
 //! - Breakpoints are reference counted across clients and the API
 //!   (`breakpoints.rs`); the API is one more client (`api.rs`); the
-//!   gateway's own monitor commands live in `monitor.rs`.
+//!   gateway's own monitor commands live in `monitor.rs`; range stepping
+//!   for stubs without it in `range.rs`.
 
 mod api;
 mod breakpoints;
@@ -39,6 +40,7 @@ mod client;
 mod commands;
 mod monitor;
 mod probe;
+mod range;
 mod reads;
 mod stop;
 #[cfg(test)]
@@ -62,6 +64,7 @@ use breakpoints::BreakpointTable;
 use cache::Cache;
 use client::ClientState;
 use probe::Probe;
+use range::RangeStep;
 use reads::Reads;
 use upstream::InFlight;
 
@@ -267,6 +270,8 @@ pub struct Mux {
     next_gateway_job: u64,
     /// The stack pointer at the last stop, for the next stop's read-ahead.
     last_sp: Option<u64>,
+    /// A `vCont;r` the gateway runs itself (`range.rs`).
+    range: Option<RangeStep>,
     actions: VecDeque<Action>,
 }
 
@@ -291,6 +296,7 @@ impl Mux {
             teardown_after_stop: false,
             next_gateway_job: 0,
             last_sp: None,
+            range: None,
             actions: VecDeque::new(),
         }
     }
@@ -409,6 +415,7 @@ impl Mux {
         self.breakpoints.clear();
         self.pending_removals.clear();
         self.teardown_after_stop = false;
+        self.range = None;
         for client in self.clients.values_mut() {
             client.forget_breakpoints_and_threads();
         }

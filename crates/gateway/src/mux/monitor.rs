@@ -8,6 +8,7 @@
 //! | `halt` | interrupts a running target (`OK` once stopped); `OK` if halted |
 //! | `reset halt` | halts if needed, then HMP `system_reset`: the CPU stays halted at reset |
 //! | `reset` | HMP `system_reset` (waits for a halt like any stub request) |
+//! | `cont`, `c` | refused (`E01` with a note): HMP would resume the VM behind the stub, and QEMU 8.1+ then reports no stop; GDB's `continue` resumes it |
 //! | anything else | forwarded; `O` output is relayed until `OK`/`Exx` |
 //!
 //! Every command that reaches the stub empties the cache: HMP can change
@@ -31,6 +32,7 @@ enum GatewayCommand {
     Halt,
     ResetHalt,
     Reset,
+    Cont,
 }
 
 fn parse(text: &str) -> Option<GatewayCommand> {
@@ -42,11 +44,14 @@ fn parse(text: &str) -> Option<GatewayCommand> {
         ["halt"] => GatewayCommand::Halt,
         ["reset", "halt"] => GatewayCommand::ResetHalt,
         ["reset"] => GatewayCommand::Reset,
+        ["cont" | "c"] => GatewayCommand::Cont,
         _ => return None,
     })
 }
 
 const HELP: &str = "virserver gateway commands:\n  monitor virserver status   attached clients, link and run state\n  monitor halt               stop the target\n  monitor reset halt         system_reset, CPU kept halted\n  monitor reset              system_reset\nany other command goes to QEMU's monitor (HMP)\n";
+
+const CONT_REFUSED: &str = "virserver: 'monitor cont' would resume the VM behind the GDB stub, which then may not report the next stop; use GDB's continue\n";
 
 impl Mux {
     /// Monitor commands answered without the stub. True when handled.
@@ -55,6 +60,11 @@ impl Mux {
             Some(GatewayCommand::Status) => self.status_text(),
             Some(GatewayCommand::Help) => HELP.to_owned(),
             Some(GatewayCommand::Unknown) => format!("unknown command {text:?}\n{HELP}"),
+            Some(GatewayCommand::Cont) => {
+                self.send_output(client, CONT_REFUSED.as_bytes());
+                self.send_client(client, b"E01");
+                return true;
+            }
             _ => return false,
         };
         self.send_output(client, output.as_bytes());
@@ -176,6 +186,8 @@ mod tests {
             ("halt", Some(GatewayCommand::Halt)),
             ("reset halt", Some(GatewayCommand::ResetHalt)),
             ("reset", Some(GatewayCommand::Reset)),
+            ("cont", Some(GatewayCommand::Cont)),
+            (" c ", Some(GatewayCommand::Cont)),
             ("info registers", None),
             ("system_reset", None),
         ] {

@@ -25,6 +25,9 @@ impl Mux {
         let Ok(reply) = StopReply::parse(payload) else {
             return;
         };
+        if self.range_stopped(payload, &reply) {
+            return;
+        }
         let step = matches!(self.run, Run::Running { step: true, .. });
         self.run = Run::Halted;
         self.last_stop = Some(payload.to_vec());

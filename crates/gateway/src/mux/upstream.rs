@@ -66,6 +66,8 @@ pub(crate) enum Purpose {
     Monitor { owner: Owner },
     /// A resume; its stop reply goes to every waiter.
     Resume,
+    /// The `g` after one step of a range step, with that step's stop reply.
+    RangeCheck { stop: Vec<u8> },
     /// One step of the probe.
     Probe(ProbeStep),
     /// `D` for the whole session; the client that sent it gets the reply.
@@ -275,6 +277,7 @@ impl Mux {
             Purpose::ApiStatus { what } => self.api_status_reply(what, payload),
             Purpose::Monitor { owner } => self.monitor_done(owner, payload, raw),
             Purpose::Resume => {}
+            Purpose::RangeCheck { stop } => self.range_checked(stop, payload),
             Purpose::Probe(step) => self.probe_reply(step, payload),
             Purpose::Detach { reply_to } => self.detached(reply_to, raw),
             Purpose::Silent { what } => log_refusal(what, payload),

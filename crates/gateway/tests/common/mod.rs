@@ -172,9 +172,22 @@ pub struct Gdb {
 
 impl Gdb {
     pub fn start(elf: &str, address: std::net::SocketAddr, commands: &[&str]) -> Gdb {
+        Gdb::start_with_setup(elf, address, &[], commands)
+    }
+
+    /// [`Gdb::start`] with `setup` run before connecting.
+    pub fn start_with_setup(
+        elf: &str,
+        address: std::net::SocketAddr,
+        setup: &[&str],
+        commands: &[&str],
+    ) -> Gdb {
         let mut command = Command::new("gdb-multiarch");
         command.args(["-q", "-nx", "-batch"]);
         command.args(["-ex", "set pagination off", "-ex", "set confirm off"]);
+        for line in setup {
+            command.args(["-ex", line]);
+        }
         command.args(["-ex", &format!("target extended-remote {address}")]);
         for line in commands {
             command.args(["-ex", line]);

@@ -25,7 +25,7 @@ fn connects_lazily_and_serves_from_cache() {
             (Step::Client(1, "$g"), &["c1: + $00000000e00f0020a4010000"]),
             (Step::Client(1, "$p2"), &["c1: + $a4010000"]),
             (Step::Client(1, "$m20000fe4,4"), &["c1: + $04050607"]),
-            (Step::Client(1, "$vCont?"), &["c1: + $vCont;c;C;s;S"]),
+            (Step::Client(1, "$vCont?"), &["c1: + $vCont;c;C;s;S;r"]),
             (Step::Client(1, "$qAttached"), &["c1: + $1"]),
             (Step::Client(1, "$vMustReplyEmpty"), &["c1: + $"]),
             // Not cached: forwarded, and the reply goes back.

@@ -204,6 +204,22 @@ fn api_calls_share_the_link() {
                 ),
                 &["api 5: Err(UnknownRegister(\"nope\"))"],
             ),
+            // With a client attached the API resumes through the stub.
+            (
+                Step::Api(51, ApiCall::Resume),
+                &["up: $c", "api 51: Ok(Resumed(ThroughStub))"],
+            ),
+            (
+                Step::Api(52, ApiCall::Resume),
+                &["api 52: Ok(Resumed(AlreadyRunning))"],
+            ),
+            (Step::Api(53, ApiCall::Halt), &["up: ^C"]),
+            (Step::Stub("$T02thread:p01.01;"), &["up: $g $m20000fa0,c0"]),
+            (
+                Step::Stub(G),
+                &["stop Interrupted pc=Some(420)", "api 53: Ok(Done)"],
+            ),
+            (Step::Stub(STACK_GUESS), &[]),
             // The API holds a halt: the last client leaving does not resume.
             (Step::Api(6, ApiCall::Halt), &["api 6: Ok(Done)"]),
             (Step::Gone(1), &[]),
@@ -214,12 +230,17 @@ fn api_calls_share_the_link() {
             // Releasing it with nobody attached detaches.
             (
                 Step::Api(8, ApiCall::Resume),
-                &["up: $D;1", "api 8: Ok(Done)"],
+                &["up: $D;1", "api 8: Ok(Resumed(Detached))"],
             ),
             (Step::Stub("$OK"), &["disconnect"]),
             (
                 Step::Api(9, ApiCall::ReadRegisters),
                 &["api 9: Err(NotHalted)"],
+            ),
+            // No link: nothing to resume through; the caller uses QMP.
+            (
+                Step::Api(10, ApiCall::Resume),
+                &["api 10: Ok(Resumed(NotConnected))"],
             ),
         ],
     );
@@ -233,6 +254,59 @@ fn upstream_loss_closes_clients() {
         vec![
             (Step::Connect(2), &[]),
             (Step::StubGone, &["close 1", "close 2"]),
+        ],
+    );
+}
+
+/// `vCont;r` run by the gateway: steps while the pc stays in the range and
+/// off breakpoints, then one stop reply; an interrupt ends it at the next stop.
+#[test]
+fn range_stepping_for_a_stub_without_it() {
+    const G_1A6: &str = "$00000000e00f0020a6010000";
+    const G_1B0: &str = "$00000000e00f0020b0010000";
+    let mut mux = probed(MuxConfig::default());
+    check(
+        &mut mux,
+        vec![
+            (
+                Step::Client(1, "$vCont;r1a4,1b0:p1.1"),
+                &["c1: +", "up: $vCont;s:p1.1"],
+            ),
+            (Step::Stub("$T05thread:p01.01;"), &["up: $g"]),
+            (Step::Stub(G_1A6), &["up: $vCont;s:p1.1"]),
+            (Step::Stub("$T05thread:p01.01;"), &["up: $g"]),
+            // Out of the range: the client gets the last stop, then the
+            // usual read-ahead.
+            (
+                Step::Stub(G_1B0),
+                &["c1: $T05thread:p01.01;", "up: $g $m20000fa0,c0"],
+            ),
+            (Step::Stub(G_1B0), &["stop Step pc=Some(432)"]),
+            (Step::Stub(STACK_GUESS), &[]),
+            // A breakpoint inside the range ends it there.
+            (Step::Client(1, "$Z0,1a6,2"), &["c1: +", "up: $Z0,1a6,2"]),
+            (Step::Stub("$OK"), &["c1: $OK"]),
+            (
+                Step::Client(1, "$vCont;r1a0,1b0:p1.1"),
+                &["c1: +", "up: $vCont;s:p1.1"],
+            ),
+            (Step::Stub("$T05thread:p01.01;"), &["up: $g"]),
+            (
+                Step::Stub(G_1A6),
+                &["c1: $T05thread:p01.01;", "up: $g $m20000fa0,c0"],
+            ),
+            (Step::Stub(G_1A6), &["stop Step pc=Some(422)"]),
+            (Step::Stub(STACK_GUESS), &[]),
+            // An interrupt goes nowhere upstream and ends it at the next stop.
+            (
+                Step::Client(1, "$vCont;r1a0,1f0:p1.1"),
+                &["c1: +", "up: $vCont;s:p1.1"],
+            ),
+            (Step::ClientRaw(1, b"\x03"), &[]),
+            (
+                Step::Stub("$T05thread:p01.01;"),
+                &["c1: $T05thread:p01.01;", "up: $g $m20000fa0,c0"],
+            ),
         ],
     );
 }
