@@ -311,7 +311,18 @@ pub struct RspBench {
 pub async fn rsp(options: RspBench) -> anyhow::Result<()> {
     let mut config = virserver_gateway::bench::BenchConfig::mps2_an385(&options.elf);
     config.round_trips = options.round_trips;
-    let report = virserver_gateway::bench::bench_rsp(&config).await?;
+    // The measuring client plays GDB, whose reads block: a current-thread runtime of
+    // its own, not the server's workers (a wake-up on another worker costs more than
+    // a cached reply).
+    let report = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)?
+            .block_on(virserver_gateway::bench::bench_rsp(&config))
+            .map_err(anyhow::Error::from)
+    })
+    .await??;
     print!("{report}");
     Ok(())
 }

@@ -148,6 +148,9 @@ async fn api_breakpoints_on_functions_and_lines_stop_there() {
         Some(true)
     );
 
+    let history = "query($s: ID!) { session(id: $s) { history { kind } } }";
+    let recorded = |reply: Value| reply["session"]["history"].as_array().unwrap().len();
+    let before = recorded(server.query(history, s.clone()).await);
     let step = server
         .query(
             "mutation($s: ID!) { stepSession(sessionId: $s, count: 3) { pc function } }",
@@ -158,6 +161,9 @@ async fn api_breakpoints_on_functions_and_lines_stop_there() {
         step["stepSession"]["pc"], event["pc"],
         "three instructions later"
     );
+    // Each step resumes and pauses QEMU; none of that lasts long enough to be history.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorded(server.query(history, s.clone()).await), before);
 
     for (query, code) in [
         (

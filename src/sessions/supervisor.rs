@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Duration, Instant};
 
 use super::{EventKind, Runtime, SessionEvent, SessionState, StopInfo};
 use crate::backend::{MachineEvent, MachineExit};
@@ -55,9 +56,19 @@ pub(super) async fn record_state(
     Ok(())
 }
 
+/// How long a machine must keep running before its resume is recorded. A debugger's
+/// single step resumes and pauses QEMU within a fraction of a millisecond, and GDB's
+/// `next` makes hundreds of them: recording each would write two history rows per
+/// instruction and flood `sessionEvents` with RESUMED/PAUSED pairs.
+const RESUME_SETTLE: Duration = Duration::from_millis(50);
+
 /// Follows one machine until it ends, recording what it reports; tells the gateway
-/// when the emulator changed state behind its back (its caches are then stale), and
-/// turns the gateway's stop replies into HALTED events with source positions.
+/// when the emulator was reset behind its back (its caches are then stale), and turns
+/// the gateway's stop replies into HALTED events with source positions.
+///
+/// QMP pause and resume need no word to the gateway: while it holds the stub's link
+/// every run-state change goes through the stub (the server resumes through it, see
+/// `Launched::resume`), and without a link it caches nothing.
 pub(super) async fn supervise(
     store: Store,
     runtime: Arc<Runtime>,
@@ -65,7 +76,15 @@ pub(super) async fn supervise(
     debugger: Option<Arc<Debugger>>,
 ) {
     let mut stops = debugger.as_ref().map(|d| d.gateway().stops());
+    // A resume not recorded yet, and when it will be (see RESUME_SETTLE).
+    let mut pending_resume: Option<Instant> = None;
     loop {
+        let settled = async {
+            match pending_resume {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let event = tokio::select! {
             event = events.recv() => event,
             stop = next_stop(&mut stops) => {
@@ -74,21 +93,33 @@ pub(super) async fn supervise(
                 }
                 continue;
             }
+            () = settled => Some(MachineEvent::Resumed),
         };
         let Some(event) = event else { return };
-        if let (
-            Some(debugger),
-            MachineEvent::Paused | MachineEvent::Resumed | MachineEvent::Reset,
-        ) = (&debugger, &event)
-        {
+        if let (Some(debugger), MachineEvent::Reset) = (&debugger, &event) {
             debugger.gateway().invalidate();
+        }
+        if matches!(event, MachineEvent::Reset | MachineEvent::Exited(_))
+            && pending_resume.take().is_some()
+        {
+            // What the machine did after the resume comes after the resume.
+            let resumed = (EventKind::Resumed, SessionState::Running, None, None);
+            record(&store, &runtime, resumed).await;
         }
         let change = match event {
             MachineEvent::Console(bytes) => {
                 runtime.uart.push(&bytes);
                 continue;
             }
-            MachineEvent::Paused => (EventKind::Paused, SessionState::Paused, None, None),
+            MachineEvent::Paused => {
+                // Paused again before the resume settled: nothing ran worth a record.
+                pending_resume = None;
+                (EventKind::Paused, SessionState::Paused, None, None)
+            }
+            MachineEvent::Resumed if pending_resume.take().is_none() => {
+                pending_resume = Some(Instant::now() + RESUME_SETTLE);
+                continue;
+            }
             MachineEvent::Resumed => (EventKind::Resumed, SessionState::Running, None, None),
             MachineEvent::Reset => {
                 let requested = runtime
@@ -127,10 +158,18 @@ pub(super) async fn supervise(
                 return;
             }
         };
-        let (kind, state, code, message) = change;
-        if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await {
-            tracing::error!(session = %runtime.id, %error, "cannot record a state change");
-        }
+        record(&store, &runtime, change).await;
+    }
+}
+
+/// [`record_state`] for the supervisor, which can only log a failure.
+async fn record(
+    store: &Store,
+    runtime: &Runtime,
+    (kind, state, code, message): (EventKind, SessionState, Option<i32>, Option<String>),
+) {
+    if let Err(error) = record_state(store, runtime, kind, state, code, message).await {
+        tracing::error!(session = %runtime.id, %error, "cannot record a state change");
     }
 }
 

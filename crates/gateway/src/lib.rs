@@ -28,6 +28,8 @@
 //! - `driver.rs`: the mux behind a lock; whichever task reads bytes (a
 //!   client, the stub) or makes a call feeds it and carries out the actions
 //!   at once with non-blocking writes, so forwarding costs no task hop.
+//!   Every task runs on the gateway's own current-thread runtime and
+//!   thread (`gateway.rs` says why).
 //!   `connection.rs`: non-blocking socket writers with bounded backlogs,
 //!   the reader tasks, the listener and tickets. [`Gateway`] (`gateway.rs`)
 //!   wires them with one cancellation token and task tracker.
@@ -46,9 +48,18 @@
 //! while the pieces arrive; serves `qXfer:memory-map:read` from
 //! [`GatewayConfig::memory_map_xml`]; caches registers and memory (as the
 //! stub's hex, never decoded on the way through) while halted, and at each
-//! stop reads `g` and the stack ahead of the clients; adds monitor commands
-//! (`monitor virserver status`, `monitor halt`, `monitor reset halt`,
-//! `monitor reset`).
+//! stop reads `g` and the stack ahead of the clients; offers range
+//! stepping (`vCont;r`) and runs the step loop itself next to the stub;
+//! adds monitor commands (`monitor virserver status`, `monitor halt`,
+//! `monitor reset halt`, `monitor reset`) and refuses `monitor cont`.
+//!
+//! # Resuming while attached
+//!
+//! QEMU 8.1 and later send a stop reply only after a resume their stub was
+//! sent. A VM resumed behind the stub (QMP `cont`) therefore stops at the
+//! next breakpoint without a word on those versions, so while the link is
+//! up resume through [`DebugClient::resume`]; it tells whether it did
+//! ([`Resumed::NotConnected`] means the caller must resume the VM itself).
 
 //! # Detach policy
 //!
