@@ -337,10 +337,7 @@ impl SessionService {
     pub async fn debugger(&self, id: &str) -> Result<Arc<Debugger>, SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
-        clear_finished(&mut control);
-        let launched = control.as_ref().ok_or_else(|| {
-            SessionError::InvalidState(format!("session '{id}' is not powered on"))
-        })?;
+        let launched = powered(&mut control, id)?;
         let debugger = launched.debugger.clone().ok_or_else(|| {
             SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
         })?;
@@ -361,11 +358,7 @@ impl SessionService {
     pub async fn resume_cpu(&self, id: &str) -> Result<(), SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
-        clear_finished(&mut control);
-        let launched = control.as_ref().ok_or_else(|| {
-            SessionError::InvalidState(format!("session '{id}' is not powered on"))
-        })?;
-        launched.resume().await
+        powered(&mut control, id)?.resume().await
     }
 
     /// Recent console output (bounded), for clients that poll rather than subscribe;
@@ -579,9 +572,7 @@ impl SessionService {
             },
             PowerAction::Off => power_off_locked(&mut control).await,
             PowerAction::Reset => {
-                let launched = control.as_ref().ok_or_else(|| {
-                    SessionError::InvalidState(format!("session '{id}' is not powered on"))
-                })?;
+                let launched = powered(&mut control, id)?;
                 // Recorded first, with the state it ends in: the pause and resume that
                 // QEMU then reports are no change, so the history holds one RESET.
                 let state = if halted {
@@ -710,11 +701,7 @@ impl SessionService {
         let (_, runtime) = self.existing(session_id).await?;
         let machine = {
             let mut control = runtime.control.lock().await;
-            clear_finished(&mut control);
-            let launched = control.as_ref().ok_or_else(|| {
-                SessionError::InvalidState(format!("session '{session_id}' is not powered on"))
-            })?;
-            launched.machine.clone()
+            powered(&mut control, session_id)?.machine.clone()
         };
         // Not under the control lock: a guest that does not read its UART fills the pipe,
         // and power operations must still get through.
@@ -764,6 +751,14 @@ impl SessionService {
         record_state(&self.store, runtime, kind, state, exit_code, message).await?;
         Ok(())
     }
+}
+
+/// The session's machine, once a finished one is cleared; INVALID_STATE when none.
+fn powered<'a>(control: &'a mut Option<Launched>, id: &str) -> Result<&'a Launched, SessionError> {
+    clear_finished(control);
+    control
+        .as_ref()
+        .ok_or_else(|| SessionError::InvalidState(format!("session '{id}' is not powered on")))
 }
 
 fn clear_finished(control: &mut Option<Launched>) {
