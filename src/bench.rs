@@ -304,25 +304,72 @@ pub struct RspBench {
     /// Round trips per median.
     #[arg(long, default_value_t = 2000)]
     pub round_trips: usize,
+    /// Whole runs; with more than one, each line's median over the runs and its range
+    /// (ratios are each run's own, so a ratio never mixes runs).
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
 }
 
 /// Round trips through the gateway against QEMU's stub direct and a bare socat relay,
-/// a GDB-like stepping loop, and a 64 KiB read (crates/gateway/src/bench).
+/// a GDB-like stepping loop, `next` with range stepping, and a 64 KiB read
+/// (crates/gateway/src/bench).
 pub async fn rsp(options: RspBench) -> anyhow::Result<()> {
     let mut config = virserver_gateway::bench::BenchConfig::mps2_an385(&options.elf);
     config.round_trips = options.round_trips;
+    let runs = options.runs.max(1);
     // The measuring client plays GDB, whose reads block: a current-thread runtime of
     // its own, not the server's workers (a wake-up on another worker costs more than
     // a cached reply).
-    let report = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread()
+    let reports = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)?
-            .block_on(virserver_gateway::bench::bench_rsp(&config))
-            .map_err(anyhow::Error::from)
+            .build()?;
+        let mut reports = Vec::new();
+        for run in 1..=runs {
+            let report = runtime.block_on(virserver_gateway::bench::bench_rsp(&config))?;
+            if runs > 1 {
+                eprintln!("run {run} of {runs}:\n{report}");
+            }
+            reports.push(report);
+        }
+        anyhow::Ok(reports)
     })
     .await??;
-    print!("{report}");
+    match reports.as_slice() {
+        [report] => print!("{report}"),
+        _ => print!("{}", summary(&reports)),
+    }
     Ok(())
+}
+
+/// Each line's median over the runs, with the range of its values and of its ratio.
+fn summary(reports: &[virserver_gateway::bench::BenchReport]) -> String {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let middle = values[values.len() / 2];
+        (middle, values[0], values[values.len() - 1])
+    };
+    let mut out = format!("medians over {} runs (range):\n", reports.len());
+    for line in &reports[0].lines {
+        let same: Vec<_> = reports
+            .iter()
+            .filter_map(|report| report.lines.iter().find(|other| other.name == line.name))
+            .collect();
+        let (value, low, high) = median(same.iter().map(|l| l.value.as_secs_f64() * 1e6).collect());
+        out.push_str(&format!(
+            "{:<46} {value:>12.1} us ({low:.1}-{high:.1})",
+            line.name
+        ));
+        let ratios: Vec<f64> = same
+            .iter()
+            .filter_map(|l| l.ratio.as_ref())
+            .map(|r| r.0)
+            .collect();
+        if let (Some((_, versus)), false) = (&line.ratio, ratios.is_empty()) {
+            let (ratio, low, high) = median(ratios);
+            out.push_str(&format!("   {ratio:.2}x {versus} ({low:.2}-{high:.2})"));
+        }
+        out.push('\n');
+    }
+    out
 }

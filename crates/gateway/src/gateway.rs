@@ -9,7 +9,7 @@
 //! (client socket, stub socket, back), and on a multi-thread runtime each
 //! can land on another worker: on this project's 2-core machines a cached
 //! `g` took 61.8 us through a gateway on 2 workers and 6.8 us on a thread
-//! of its own (`virserver bench rsp`). A session's QEMU is several threads
+//! of its own (one benchmark run each, `bench_rsp`). A session's QEMU is several threads
 //! already; one more per powered session is cheap.
 
 use std::fmt;
