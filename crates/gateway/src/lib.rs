@@ -71,7 +71,9 @@
 //!   breakpoint, the gateway does what `D` means: `D` upstream (QEMU resumes
 //!   the VM) and the upstream connection is closed. If the target is running
 //!   then, nothing is sent (a byte would pause it) unless breakpoints must be
-//!   removed first (interrupt, `z`, `D`).
+//!   removed first (interrupt, `z`, `D`). If it is stepping (or range
+//!   stepping), the gateway detaches at the stop that ends the step, since a
+//!   link closed then would leave the VM paused.
 //! - `k` and `vKill` end the client that sent them, never the session.
 //! - `bs`/`bc` get an empty reply unless the stub advertised
 //!   `ReverseStep+`/`ReverseContinue+` (QEMU aborts on them otherwise).

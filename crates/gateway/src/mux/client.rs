@@ -340,6 +340,14 @@ impl Mux {
                 );
                 true
             }
+            Run::Running { step: true, .. } => {
+                // A step (or a range step) ends in a halt within moments, and a link
+                // closed then would leave the VM paused: detach at that stop. A
+                // range step ends at its next stop.
+                self.teardown_after_stop = true;
+                self.interrupt_range();
+                false
+            }
             Run::Running { .. } if self.pending_removals.is_empty() => {
                 // Running and nothing to clean: closing without a byte leaves
                 // it running (a byte would pause it).

@@ -310,3 +310,26 @@ fn range_stepping_for_a_stub_without_it() {
         ],
     );
 }
+
+/// The last client leaving during a range step: the loop ends at the next
+/// stop and the gateway detaches then, so the VM runs on rather than stay
+/// paused behind a closed link.
+#[test]
+fn last_client_leaving_mid_range_step_detaches_at_the_stop() {
+    let mut mux = probed(MuxConfig::default());
+    check(
+        &mut mux,
+        vec![
+            (
+                Step::Client(1, "$vCont;r1a0,1f0:p1.1"),
+                &["c1: +", "up: $vCont;s:p1.1"],
+            ),
+            (Step::Gone(1), &[]),
+            (
+                Step::Stub("$T05thread:p01.01;"),
+                &["up: $D;1", "stop Step pc=None"],
+            ),
+            (Step::Stub("$OK"), &["disconnect"]),
+        ],
+    );
+}
