@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 
 dir="${VIRSERVER_QEMU_BACKPORTS_DIR:-$PWD/target/qemu-backports}"
 bin="$dir/root/usr/bin"
-if [ -x "$bin/qemu-system-arm" ] && [ -x "$bin/qemu-system-riscv32" ]; then
+# Written last, once everything is unpacked and runs: a partial unpack is redone.
+stamp="$dir/unpacked"
+if [ -s "$stamp" ] && [ -x "$bin/qemu-system-arm" ] && [ -x "$bin/qemu-system-riscv32" ]; then
     echo "$bin"
     exit 0
 fi
@@ -62,5 +64,7 @@ for deb in "$dir"/debs/*.deb; do
     dpkg-deb -x "$deb" "$dir/root"
 done
 version=$("$bin/qemu-system-arm" --version | head -n1)
+"$bin/qemu-system-riscv32" --version >/dev/null
 echo "qemu-backports: $version" >&2
+echo "$version" >"$stamp"
 echo "$bin"

@@ -358,7 +358,8 @@ impl SessionService {
     pub async fn resume_cpu(&self, id: &str) -> Result<(), SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
-        powered(&mut control, id)?.resume().await
+        let launched = powered(&mut control, id)?;
+        self.resume_recorded(&runtime, launched).await
     }
 
     /// Recent console output (bounded), for clients that poll rather than subscribe;
@@ -557,15 +558,7 @@ impl SessionService {
                 }
                 Some(launched) if !halted => {
                     if *runtime.state.lock().await == SessionState::Paused {
-                        launched.resume().await?;
-                        self.record(
-                            &runtime,
-                            EventKind::Resumed,
-                            SessionState::Running,
-                            None,
-                            None,
-                        )
-                        .await?;
+                        self.resume_recorded(&runtime, launched).await?;
                     }
                 }
                 Some(_) => {}
@@ -738,6 +731,40 @@ impl SessionService {
         }
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// Resumes the CPU, recorded as RUNNING first: a stop that follows at once (a
+    /// breakpoint) is then recorded after it, and a debug call meanwhile does not take
+    /// the session for paused and halt it. A failed resume records PAUSED back.
+    async fn resume_recorded(
+        &self,
+        runtime: &Runtime,
+        launched: &Launched,
+    ) -> Result<(), SessionError> {
+        let before = *runtime.state.lock().await;
+        self.record(
+            runtime,
+            EventKind::Resumed,
+            SessionState::Running,
+            None,
+            None,
+        )
+        .await?;
+        if let Err(error) = launched.resume().await {
+            if before == SessionState::Paused {
+                let message = Some(format!("resume failed: {error}"));
+                self.record(
+                    runtime,
+                    EventKind::Paused,
+                    SessionState::Paused,
+                    None,
+                    message,
+                )
+                .await?;
+            }
+            return Err(error);
+        }
+        Ok(())
     }
 
     async fn record(

@@ -67,8 +67,8 @@ const RESUME_SETTLE: Duration = Duration::from_millis(50);
 /// the gateway's stop replies into HALTED events with source positions.
 ///
 /// QMP pause and resume need no word to the gateway: while it holds the stub's link
-/// every run-state change goes through the stub (the server resumes through it, see
-/// `Launched::resume`), and without a link it caches nothing.
+/// the server resumes through the stub (`Launched::resume`), a QMP `stop` of a run the
+/// stub started is reported by the stub (`T02`), and without a link it caches nothing.
 pub(super) async fn supervise(
     store: Store,
     runtime: Arc<Runtime>,

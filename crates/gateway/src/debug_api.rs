@@ -139,7 +139,8 @@ pub enum Resumed {
     /// No GDB client was attached: the gateway sent `D`, which resumes the
     /// VM and closes the link.
     Detached,
-    /// The target was already running.
+    /// The target was already running (not a step: the API waits for a
+    /// step to end, then resumes).
     AlreadyRunning,
     /// The gateway has no link to the stub, so it did nothing: whoever
     /// paused the VM (QMP `stop`) must resume it the same way. With no link

@@ -51,7 +51,7 @@ impl DebugClient {
     pub async fn resume(&self) -> Result<Resumed, DebugError> {
         match self.call(ApiCall::Resume).await? {
             ApiResult::Resumed(resumed) => Ok(resumed),
-            _ => Ok(Resumed::ThroughStub),
+            other => Err(DebugError::Protocol(format!("resume answered {other:?}"))),
         }
     }
 

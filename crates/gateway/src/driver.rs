@@ -190,11 +190,12 @@ impl Driver {
         call: ApiCall,
     ) -> oneshot::Receiver<Result<ApiResult, DebugError>> {
         let (reply, answer) = oneshot::channel();
+        // Checked under the lock: close_all, which fails the calls it finds, takes it.
+        let mut state = self.lock();
         if self.cancel.is_cancelled() {
             let _ = reply.send(Err(DebugError::GatewayClosed));
             return answer;
         }
-        let mut state = self.lock();
         state.next_request += 1;
         let request = ApiRequestId(state.next_request);
         state.api_replies.insert(request, reply);

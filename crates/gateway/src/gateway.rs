@@ -60,18 +60,12 @@ impl Gateway {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let runtime = own_runtime(&cancel, &tracker)?;
-        let bound = runtime
+        // Until started, any way out (an error, this future dropped) ends the thread.
+        let started = cancel.clone().drop_guard();
+        let listener = runtime
             .spawn(bind(config.listen))
             .await
-            .map_err(|_| GatewayError::Closed)
-            .and_then(|bound| bound);
-        let listener = match bound {
-            Ok(listener) => listener,
-            Err(error) => {
-                cancel.cancel();
-                return Err(error);
-            }
-        };
+            .map_err(|_| GatewayError::Closed)??;
         let address = listener.local_addr()?;
         let (stops, _) = broadcast::channel(STOP_EVENTS);
         let driver = Driver::new(
@@ -82,6 +76,7 @@ impl Gateway {
             runtime.clone(),
         );
         driver.spawn(run_listener(driver.clone(), listener, cancel.clone()));
+        started.disarm();
         tracing::info!(%address, "gateway listening");
         Ok(Gateway {
             address,

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,4 +175,41 @@ async fn gdb_range_steps_and_stops_where_single_steps_do() {
         gateway.shutdown().await;
     }
     assert_eq!(runs[0], runs[1], "range stepping on, then off");
+}
+
+/// Ctrl-C during a `next` the gateway range-steps (a loop of millions of
+/// instructions on one line) stops it: GDB reports SIGINT, inside the loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_range_stepped_next() {
+    let qemu = start_qemu(TICKER).await;
+    let gateway = start_gateway(&qemu).await;
+    let (delay, delay_size) = Symbols::load(TICKER).symbol("delay");
+    let mut gdb = Gdb::start(
+        TICKER,
+        gateway.address(),
+        &[
+            "break delay",
+            "continue",
+            "next",
+            "printf \"AT=%#x\\n\", $pc",
+        ],
+    );
+    gdb.expect_line("Breakpoint 1, delay").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = gdb.child.id().expect("gdb runs");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    gdb.expect_line("SIGINT").await;
+    let at = gdb.expect_line("AT=").await;
+    let pc = u64::from_str_radix(at.trim_start_matches("AT=0x").trim(), 16).unwrap();
+    assert!(
+        (delay & !1..(delay & !1) + delay_size).contains(&pc),
+        "stopped at {pc:#x}, delay is {delay:#x}"
+    );
+    let (ok, transcript) = gdb.finish().await;
+    assert!(ok, "{transcript:#?}");
+    gateway.shutdown().await;
 }

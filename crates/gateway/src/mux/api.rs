@@ -237,6 +237,8 @@ impl Mux {
             Link::Connecting | Link::Probing(_) => return,
             Link::Down => Resumed::NotConnected,
             Link::Detaching => Resumed::Detached,
+            // A client's step halts in moments: resume after it.
+            Link::Ready if matches!(self.run, Run::Running { step: true, .. }) => return,
             Link::Ready if self.run != Run::Halted => Resumed::AlreadyRunning,
             Link::Ready if self.clients.is_empty() && !self.breakpoints.held_by(Owner::Api) => {
                 tracing::info!("API resume with no client attached: detaching, the VM resumes");

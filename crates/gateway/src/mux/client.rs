@@ -154,9 +154,10 @@ impl Mux {
 
     /// A client asked for 0x03: only a running target gets it, once.
     pub(crate) fn interrupt(&mut self) {
-        if !matches!(self.link, Link::Ready | Link::Detaching) || self.interrupt_range() {
+        if !matches!(self.link, Link::Ready | Link::Detaching) {
             return;
         }
+        self.interrupt_range();
         if let Run::Running {
             interrupt_sent: false,
             step,
@@ -341,11 +342,10 @@ impl Mux {
                 true
             }
             Run::Running { step: true, .. } => {
-                // A step (or a range step) ends in a halt within moments, and a link
-                // closed then would leave the VM paused: detach at that stop. A
-                // range step ends at its next stop.
+                // A step (or a range step, which ends once nobody waits) halts
+                // within moments, and a link closed then would leave the VM
+                // paused: detach at that stop.
                 self.teardown_after_stop = true;
-                self.interrupt_range();
                 false
             }
             Run::Running { .. } if self.pending_removals.is_empty() => {

@@ -12,10 +12,13 @@
 //! The loop ends, and the last stop reply goes to the waiters as the answer,
 //! when the pc leaves the range, reaches a software or hardware breakpoint
 //! (any holder's), the stop is not a plain trap (a watchpoint, a signal, an
-//! exit), a client interrupts (no 0x03 goes upstream: the target is between
-//! steps), or no client waits any more. While it runs the mux counts the
-//! target as running, so other requests wait as they would for a
-//! continue, and only the final stop is broadcast.
+//! exit), or no client waits any more. An interrupt (a client's 0x03, the
+//! API's halt) still goes upstream once, in case a step never ends (a `wfi`);
+//! QEMU ignores it between steps. The loop then ends at the next stop, which
+//! is reported as `T02` so that GDB stops stepping instead of carrying on
+//! with its `next`. While the loop runs the mux counts the target as
+//! running, so other requests wait as they would for a continue, and only
+//! the final stop is broadcast.
 
 use virserver_rsp::StopReply;
 use virserver_rsp::hex::decode_hex;
@@ -117,15 +120,23 @@ impl Mux {
         self.send_upstream(&step, Expect::Resume, Purpose::Resume);
     }
 
-    /// A client interrupts: true when a range step absorbs it (it ends at
-    /// the next stop, which comes within one instruction).
-    pub(crate) fn interrupt_range(&mut self) -> bool {
-        match &mut self.range {
-            Some(range) => {
-                range.interrupted = true;
-                true
+    /// An interrupt: a range step ends at the next stop, as `T02`.
+    pub(crate) fn interrupt_range(&mut self) {
+        if let Some(range) = &mut self.range {
+            range.interrupted = true;
+        }
+    }
+
+    /// Ends the loop with `stop` as its stop reply (`T02` if interrupted).
+    fn end_range(&mut self, stop: &[u8]) {
+        let interrupted = self.range.take().is_some_and(|range| range.interrupted);
+        match stop.strip_prefix(b"T05") {
+            Some(rest) if interrupted => {
+                let mut interrupt = b"T02".to_vec();
+                interrupt.extend_from_slice(rest);
+                self.stopped(&interrupt, true);
             }
-            None => false,
+            _ => self.stopped(stop, true),
         }
     }
 
@@ -144,9 +155,13 @@ impl Mux {
                     StopInfo::Watch { .. } | StopInfo::SoftwareBreak | StopInfo::HardwareBreak
                 )
             });
-        if !plain || range.interrupted {
+        if !plain {
             self.range = None;
             return false;
+        }
+        if range.interrupted {
+            self.end_range(payload);
+            return true;
         }
         self.send_upstream(
             b"g",
@@ -183,8 +198,7 @@ impl Mux {
             self.step_in_range();
             return;
         }
-        self.range = None;
         debug_assert!(matches!(self.run, Run::Running { step: true, .. }));
-        self.stopped(&stop, true);
+        self.end_range(&stop);
     }
 }

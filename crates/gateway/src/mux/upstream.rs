@@ -254,6 +254,7 @@ impl Mux {
     fn resume_refused(&mut self, raw: &[u8]) {
         tracing::debug!(reply = %hexdump(raw), "resume refused by the stub");
         self.run = Run::Halted;
+        self.range = None;
         self.deliver_to_stop_waiters(raw);
         self.api_resume_refused(raw);
         self.pump_all();

@@ -297,12 +297,30 @@ fn range_stepping_for_a_stub_without_it() {
             ),
             (Step::Stub(G_1A6), &["stop Step pc=Some(422)"]),
             (Step::Stub(STACK_GUESS), &[]),
-            // An interrupt goes nowhere upstream and ends it at the next stop.
+            // An interrupt goes upstream once (a step may never end) and ends
+            // the loop at the next stop, reported as T02 so GDB stops too.
             (
                 Step::Client(1, "$vCont;r1a0,1f0:p1.1"),
                 &["c1: +", "up: $vCont;s:p1.1"],
             ),
-            (Step::ClientRaw(1, b"\x03"), &[]),
+            (Step::ClientRaw(1, b"\x03"), &["up: ^C"]),
+            (
+                Step::Stub("$T05thread:p01.01;"),
+                &["c1: $T02thread:p01.01;", "up: $g $m20000fa0,c0"],
+            ),
+            (Step::Stub(G), &["stop Interrupted pc=Some(420)"]),
+            (Step::Stub(STACK_GUESS), &[]),
+            // A resume the stub refuses leaves no loop behind: a later plain
+            // step is the client's own.
+            (
+                Step::Client(1, "$vCont;r1a0,1f0:p1.7"),
+                &["c1: +", "up: $vCont;s:p1.7"],
+            ),
+            (Step::Stub("$E22"), &["c1: $E22"]),
+            (
+                Step::Client(1, "$vCont;s:p1.1"),
+                &["c1: +", "up: $vCont;s:p1.1"],
+            ),
             (
                 Step::Stub("$T05thread:p01.01;"),
                 &["c1: $T05thread:p01.01;", "up: $g $m20000fa0,c0"],
@@ -325,8 +343,9 @@ fn last_client_leaving_mid_range_step_detaches_at_the_stop() {
                 &["c1: +", "up: $vCont;s:p1.1"],
             ),
             (Step::Gone(1), &[]),
+            (Step::Stub("$T05thread:p01.01;"), &["up: $g"]),
             (
-                Step::Stub("$T05thread:p01.01;"),
+                Step::Stub("$00000000e00f0020a6010000"),
                 &["up: $D;1", "stop Step pc=None"],
             ),
             (Step::Stub("$OK"), &["disconnect"]),
