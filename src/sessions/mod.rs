@@ -8,12 +8,14 @@
 //! task of a machine never takes that lock, so waiting for a machine to stop while
 //! holding it cannot deadlock.
 //!
-//! Files: this one (the service, lifecycle and power), `programs.rs` (uploads, start,
-//! pause, stop, coverage inputs), `supervisor.rs` (one running machine, and the one
+//! Files: this one (the service, lifecycle and power), `debugging.rs` (the debugger of
+//! a session, resuming through the gateway), `programs.rs` (uploads, start, pause, stop,
+//! coverage inputs), `supervisor.rs` (one running machine, and the one
 //! place that writes a state change), `uart.rs` (console ring and broadcast),
 //! `state.rs` (states and events), `bus.rs` (events across nodes).
 
 mod bus;
+mod debugging;
 mod programs;
 mod state;
 mod supervisor;
@@ -43,7 +45,6 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::debugger::Debugger;
 use crate::programs::{ProgramError, ProgramStore};
 use crate::store::{ProgramRecord, SessionRecord, Store, StoreError};
-use virserver_gateway::Resumed;
 use virserver_queue::RedisEvents;
 
 /// The execution trace of a session's latest run (an in_asm log or the plugin's
@@ -109,25 +110,6 @@ struct Launched {
     /// The GDB gateway, when the emulator has a stub.
     debugger: Option<Arc<Debugger>>,
     supervisor: JoinHandle<()>,
-}
-
-impl Launched {
-    /// Lets the CPU run: through the GDB gateway while it holds the stub's link,
-    /// else through the machine (QMP `cont`). QEMU 8.1 and later report a stop only
-    /// after a resume their stub was sent, so a VM resumed behind an attached
-    /// gateway would stop at the next breakpoint unannounced.
-    async fn resume(&self) -> Result<(), SessionError> {
-        if let Some(debugger) = &self.debugger {
-            match debugger.client().resume().await {
-                Ok(Resumed::NotConnected) => {}
-                Ok(_) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(%error, "resuming through the gateway failed; using QMP")
-                }
-            }
-        }
-        Ok(self.machine.resume().await?)
-    }
 }
 
 /// The live part of a session: console, event fan-out, and its emulator if powered.
@@ -331,35 +313,6 @@ impl SessionService {
         let launched = control.as_ref().filter(|l| !l.supervisor.is_finished())?;
         let gdb = launched.debugger.as_ref().map(|d| d.gateway().address());
         Some((launched.machine.pid(), gdb))
-    }
-
-    /// The debugger of a powered session.
-    pub async fn debugger(&self, id: &str) -> Result<Arc<Debugger>, SessionError> {
-        let (_, runtime) = self.existing(id).await?;
-        let mut control = runtime.control.lock().await;
-        let launched = powered(&mut control, id)?;
-        let debugger = launched.debugger.clone().ok_or_else(|| {
-            SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
-        })?;
-        drop(control);
-        // A session paused through QMP, with no GDB link, is halted for the API too:
-        // attach (connecting to a paused VM's stub changes nothing) and hold the halt
-        // until the session resumes. A stop GDB caused is the gateway's already.
-        if *runtime.state.lock().await == SessionState::Paused
-            && !debugger.gateway().status().upstream_connected
-            && let Err(error) = debugger.client().halt().await
-        {
-            tracing::warn!(session = %id, %error, "cannot attach to a paused session's stub");
-        }
-        Ok(debugger)
-    }
-
-    /// Lets a powered session's CPU run (see [`Launched::resume`]).
-    pub async fn resume_cpu(&self, id: &str) -> Result<(), SessionError> {
-        let (_, runtime) = self.existing(id).await?;
-        let mut control = runtime.control.lock().await;
-        let launched = powered(&mut control, id)?;
-        self.resume_recorded(&runtime, launched).await
     }
 
     /// Recent console output (bounded), for clients that poll rather than subscribe;
@@ -731,40 +684,6 @@ impl SessionService {
         }
         self.tracker.close();
         self.tracker.wait().await;
-    }
-
-    /// Resumes the CPU, recorded as RUNNING first: a stop that follows at once (a
-    /// breakpoint) is then recorded after it, and a debug call meanwhile does not take
-    /// the session for paused and halt it. A failed resume records PAUSED back.
-    async fn resume_recorded(
-        &self,
-        runtime: &Runtime,
-        launched: &Launched,
-    ) -> Result<(), SessionError> {
-        let before = *runtime.state.lock().await;
-        self.record(
-            runtime,
-            EventKind::Resumed,
-            SessionState::Running,
-            None,
-            None,
-        )
-        .await?;
-        if let Err(error) = launched.resume().await {
-            if before == SessionState::Paused {
-                let message = Some(format!("resume failed: {error}"));
-                self.record(
-                    runtime,
-                    EventKind::Paused,
-                    SessionState::Paused,
-                    None,
-                    message,
-                )
-                .await?;
-            }
-            return Err(error);
-        }
-        Ok(())
     }
 
     async fn record(
