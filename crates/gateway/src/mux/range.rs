@@ -20,9 +20,9 @@
 //! running, so other requests wait as they would for a continue, and only
 //! the final stop is broadcast.
 
-use virserver_rsp::StopReply;
 use virserver_rsp::hex::decode_hex;
-use virserver_rsp::packets::{ResumeAction, StopInfo, VContAction, VContSupported};
+use virserver_rsp::packets::{Id, ResumeAction, StopInfo, VContAction, VContSupported};
+use virserver_rsp::{StopReply, ThreadId};
 
 use super::client::ClientWait;
 use super::upstream::{Expect, Purpose};
@@ -38,6 +38,9 @@ pub(crate) struct RangeStep {
     start: u64,
     /// First address past it.
     end: u64,
+    /// The thread stepped, when the action named one: a stop of another
+    /// (a CPU that ran meanwhile) ends the loop.
+    thread: Option<ThreadId>,
     /// A client asked to interrupt: end at the next stop.
     interrupted: bool,
 }
@@ -79,14 +82,14 @@ impl Mux {
     /// A client's `vCont` with one `r` action: starts the loop and returns
     /// true, or false when the stub must get the packet as it is.
     pub(crate) fn start_range_step(&mut self, actions: &[VContAction]) -> bool {
-        let ranges: Vec<(u64, u64)> = actions
+        let ranges: Vec<(u64, u64, Option<ThreadId>)> = actions
             .iter()
             .filter_map(|action| match action.action {
-                ResumeAction::RangeStep { start, end } => Some((start, end)),
+                ResumeAction::RangeStep { start, end } => Some((start, end, action.thread)),
                 _ => None,
             })
             .collect();
-        let [(start, end)] = ranges.as_slice() else {
+        let [(start, end, thread)] = ranges.as_slice() else {
             return false;
         };
         if !self.steps_ranges() {
@@ -107,6 +110,7 @@ impl Mux {
             step,
             start: *start,
             end: *end,
+            thread: thread.filter(|thread| !matches!(thread.tid, Id::Any | Id::All)),
             interrupted: false,
         });
         self.step_in_range();
@@ -147,7 +151,12 @@ impl Mux {
         let Some(range) = &self.range else {
             return false;
         };
-        let plain = reply.signal() == Some(5)
+        let same_thread = match (range.thread, reply.thread()) {
+            (Some(stepped), Some(stopped)) => stepped == stopped,
+            _ => true,
+        };
+        let plain = same_thread
+            && reply.signal() == Some(5)
             && !reply.is_exit()
             && reply.info().iter().all(|field| {
                 !matches!(
@@ -157,6 +166,13 @@ impl Mux {
             });
         if !plain {
             self.range = None;
+            if let (false, Run::Running { interrupt_sent, .. }) = (same_thread, self.run) {
+                // Another CPU stopped: not the step.
+                self.run = Run::Running {
+                    interrupt_sent,
+                    step: false,
+                };
+            }
             return false;
         }
         if range.interrupted {
@@ -185,12 +201,13 @@ impl Mux {
             .clients
             .values()
             .any(|client| client.wait == ClientWait::Stop);
+        let at_breakpoint = pc.is_some_and(|pc| self.breakpoints.code_breakpoint_at(pc));
         let go_on = match (&self.range, pc) {
             (Some(range), Some(pc)) => {
                 !range.interrupted
                     && waited_for
                     && (range.start..range.end).contains(&pc)
-                    && !self.breakpoints.code_breakpoint_at(pc)
+                    && !at_breakpoint
             }
             _ => false,
         };
@@ -198,7 +215,13 @@ impl Mux {
             self.step_in_range();
             return;
         }
-        debug_assert!(matches!(self.run, Run::Running { step: true, .. }));
+        if at_breakpoint && let Run::Running { interrupt_sent, .. } = self.run {
+            // Reported as the breakpoint it is, not as a step.
+            self.run = Run::Running {
+                interrupt_sent,
+                step: false,
+            };
+        }
         self.end_range(&stop);
     }
 }

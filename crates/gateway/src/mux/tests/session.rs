@@ -295,7 +295,20 @@ fn range_stepping_for_a_stub_without_it() {
                 Step::Stub(G_1A6),
                 &["c1: $T05thread:p01.01;", "up: $g $m20000fa0,c0"],
             ),
-            (Step::Stub(G_1A6), &["stop Step pc=Some(422)"]),
+            (Step::Stub(G_1A6), &["stop Breakpoint pc=Some(422)"]),
+            (Step::Stub(STACK_GUESS), &[]),
+            // Another CPU's stop ends the loop: it is that CPU's breakpoint.
+            (Step::Client(1, "$z0,1a6,2"), &["c1: +", "up: $z0,1a6,2"]),
+            (Step::Stub("$OK"), &["c1: $OK"]),
+            (
+                Step::Client(1, "$vCont;r1a0,1f0:p1.1;c:p1.-1"),
+                &["c1: +", "up: $vCont;s:p1.1;c:p1.-1"],
+            ),
+            (
+                Step::Stub("$T05thread:p01.02;"),
+                &["c1: $T05thread:p01.02;", "up: $g $m20000fa0,c0"],
+            ),
+            (Step::Stub(G), &["stop Breakpoint pc=Some(420)"]),
             (Step::Stub(STACK_GUESS), &[]),
             // An interrupt goes upstream once (a step may never end) and ends
             // the loop at the next stop, reported as T02 so GDB stops too.
