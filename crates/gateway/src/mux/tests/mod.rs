@@ -13,6 +13,7 @@ use virserver_rsp::{Decoder, Event, encode_packet};
 use super::*;
 
 mod forwarding;
+mod random;
 mod session;
 use crate::debug_api::ApiCall;
 
