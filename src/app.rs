@@ -138,6 +138,7 @@ async fn start_jobs(
             max_queued: config.max_queued_jobs,
             heartbeat: queue_config.heartbeat_interval(),
             max_upload_bytes: config.max_upload_bytes,
+            max_deliveries: config.job_max_deliveries.max(1),
         },
     );
     jobs.start(embedded).await?;

@@ -54,6 +54,8 @@ pub struct Config {
     pub max_queued_jobs: u64,
     /// A job whose node stopped heartbeating for this long is run again elsewhere.
     pub job_reclaim_seconds: u64,
+    /// A job handed out more often than this without an end is given up (ERROR).
+    pub job_max_deliveries: u64,
     /// The hit-count TCG plugin; `None` looks beside the executable.
     pub trace_plugin: Option<PathBuf>,
     /// Address the sessions' GDB endpoints bind to (each on a free port).
@@ -74,6 +76,7 @@ impl Default for Config {
             max_concurrent_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_queued_jobs: 1000,
             job_reclaim_seconds: 30,
+            job_max_deliveries: 5,
             trace_plugin: None,
             gdb_listen: std::net::IpAddr::from([127, 0, 0, 1]),
         }
@@ -104,6 +107,7 @@ pub struct ConfigFile {
     pub max_concurrent_jobs: Option<usize>,
     pub max_queued_jobs: Option<u64>,
     pub job_reclaim_seconds: Option<u64>,
+    pub job_max_deliveries: Option<u64>,
     pub trace_plugin: Option<PathBuf>,
     pub gdb_listen: Option<std::net::IpAddr>,
 }
@@ -141,6 +145,10 @@ pub struct ConfigOverrides {
     /// Seconds without a heartbeat before another node takes a job over.
     #[arg(long, env = "VIRSERVER_JOB_RECLAIM_SECONDS")]
     pub job_reclaim_seconds: Option<u64>,
+    /// Deliveries after which a job that never finishes (every node that took it died)
+    /// is given up as ERROR.
+    #[arg(long, env = "VIRSERVER_JOB_MAX_DELIVERIES")]
+    pub job_max_deliveries: Option<u64>,
     /// The hit-count TCG plugin (.so) for coverage with counts.
     #[arg(long, env = "VIRSERVER_TRACE_PLUGIN")]
     pub trace_plugin: Option<PathBuf>,
@@ -178,6 +186,7 @@ impl Config {
         set(&mut self.max_concurrent_jobs, file.max_concurrent_jobs);
         set(&mut self.max_queued_jobs, file.max_queued_jobs);
         set(&mut self.job_reclaim_seconds, file.job_reclaim_seconds);
+        set(&mut self.job_max_deliveries, file.job_max_deliveries);
         set_opt(&mut self.trace_plugin, file.trace_plugin);
         set(&mut self.gdb_listen, file.gdb_listen);
     }
@@ -193,6 +202,7 @@ impl Config {
         set(&mut self.max_concurrent_jobs, overrides.max_concurrent_jobs);
         set(&mut self.max_queued_jobs, overrides.max_queued_jobs);
         set(&mut self.job_reclaim_seconds, overrides.job_reclaim_seconds);
+        set(&mut self.job_max_deliveries, overrides.job_max_deliveries);
         set_opt(&mut self.trace_plugin, overrides.trace_plugin.clone());
         set(&mut self.gdb_listen, overrides.gdb_listen);
     }

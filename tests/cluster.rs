@@ -212,3 +212,45 @@ async fn a_node_killed_mid_job_loses_nothing() {
     assert_eq!(job["node"], survivor_name);
     database.drop_database().await;
 }
+
+/// A job whose node dies each time is not handed out forever: past
+/// `--job-max-deliveries` it ends as ERROR, with the reason.
+#[tokio::test]
+async fn a_job_that_kills_its_nodes_is_given_up() {
+    let database = PostgresDatabase::create().await;
+    let redis = redis_db(13);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "--max-concurrent-jobs",
+        "1",
+        "--job-reclaim-seconds",
+        "2",
+        "--job-max-deliveries",
+        "1",
+    ];
+    let a = node(dir.path(), "node-a", &database.url(), &redis, &extra).await;
+    let b = node(dir.path(), "node-b", &database.url(), &redis, &extra).await;
+    let response = b.create_job(
+        "ticker-mps2-an385.elf",
+        json!({ "name": "deadly", "boardTemplate": "mps2-an385", "expectUart": ["tick 20\n"], "timeoutSeconds": 60 }),
+    )
+    .await;
+    let id = response["data"]["createJob"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let running = b.wait_job(&id, &["RUNNING"]).await;
+    let (mut victim, survivor) = if running["node"] == "node-a" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    victim.child.kill().await.unwrap();
+    let job = survivor
+        .wait_job(&id, &["PASSED", "FAILED", "ERROR", "TIMED_OUT"])
+        .await;
+    assert_eq!(job["state"], "ERROR", "{job}");
+    let reason = job["failureReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("given up"), "{job}");
+    database.drop_database().await;
+}

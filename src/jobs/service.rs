@@ -91,6 +91,9 @@ pub struct JobServiceConfig {
     pub max_queued: u64,
     pub heartbeat: Duration,
     pub max_upload_bytes: u64,
+    /// A job handed out more often than this (each node that took it died or lost it)
+    /// is given up as ERROR instead of taking down node after node.
+    pub max_deliveries: u64,
 }
 
 pub struct JobService {
@@ -385,6 +388,10 @@ impl JobService {
                 return;
             }
         };
+        if delivery.delivery_count > self.config.max_deliveries {
+            self.give_up(delivery, &job, attempt).await;
+            return;
+        }
         let cancel = CancellationToken::new();
         self.lock_running().insert(id.clone(), cancel.clone());
         self.emit(
@@ -417,6 +424,34 @@ impl JobService {
         }
         if let Err(error) = self.queue.ack(delivery).await {
             tracing::warn!(%error, job = %id, "ack failed; a duplicate delivery will be skipped");
+        }
+    }
+
+    /// Ends a job that keeps coming back without a verdict: every node that took it
+    /// died or lost it (a firmware or board that kills its host, say).
+    async fn give_up(&self, delivery: &Delivery, job: &JobRecord, attempt: i32) {
+        let reason = format!(
+            "handed out {} times and never finished (each node that took it died or lost \
+             it); given up after job_max_deliveries = {}",
+            delivery.delivery_count, self.config.max_deliveries
+        );
+        tracing::error!(job = %job.id, %reason, "giving up on a job");
+        let outcome = runner::JobOutcome {
+            verdict: Verdict::Error(reason),
+            exit_code: None,
+            session_id: None,
+            console: String::new(),
+            junit: String::new(),
+            lcov: None,
+            elapsed: Duration::ZERO,
+        };
+        match self.record(job, attempt, &outcome).await {
+            Ok(()) => {
+                let _ = self.queue.ack(delivery).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, job = %job.id, "cannot record a job's end; it will be delivered again")
+            }
         }
     }
 
