@@ -218,13 +218,13 @@ impl Session {
 
     /// Where GDB clients attach while powered: `target extended-remote HOST:PORT`.
     async fn gdb_address(&self, ctx: &Context<'_>) -> Option<String> {
-        let (_, gdb) = app(ctx).sessions.machine_info(&self.0.id).await?;
+        let (_, gdb) = app(ctx).sessions.machine_info(&self.0.id)?;
         gdb.map(|address| address.to_string())
     }
 
     /// The emulator's process id while powered.
     async fn emulator_pid(&self, ctx: &Context<'_>) -> Option<i64> {
-        let (pid, _) = app(ctx).sessions.machine_info(&self.0.id).await?;
+        let (pid, _) = app(ctx).sessions.machine_info(&self.0.id)?;
         pid.map(i64::from)
     }
 

@@ -125,6 +125,16 @@ struct Runtime {
     /// each is then not recorded a second time.
     requested_resets: AtomicU32,
     bus: Option<Arc<SessionBus>>,
+    /// What queries show of the last launched machine, readable while a power
+    /// operation holds `control` (a launch can take seconds).
+    machine: std::sync::Mutex<Option<MachineInfo>>,
+}
+
+/// A launched machine's process id and GDB endpoint, and whether it still runs.
+struct MachineInfo {
+    pid: Option<u32>,
+    gdb: Option<SocketAddr>,
+    supervisor: tokio::task::AbortHandle,
 }
 
 impl Runtime {
@@ -239,6 +249,7 @@ impl SessionService {
                     state: tokio::sync::Mutex::new(SessionState::parse(state)),
                     requested_resets: AtomicU32::new(0),
                     bus: self.bus.clone(),
+                    machine: std::sync::Mutex::new(None),
                 })
             })
             .clone()
@@ -306,13 +317,16 @@ impl SessionService {
             .collect())
     }
 
-    /// The emulator's process id and the GDB endpoint's address, when powered.
-    pub async fn machine_info(&self, id: &str) -> Option<(Option<u32>, Option<SocketAddr>)> {
+    /// The emulator's process id and the GDB endpoint's address, when powered. Does
+    /// not wait for a power operation in progress.
+    pub fn machine_info(&self, id: &str) -> Option<(Option<u32>, Option<SocketAddr>)> {
         let runtime = self.lock_runtimes().get(id).cloned()?;
-        let control = runtime.control.lock().await;
-        let launched = control.as_ref().filter(|l| !l.supervisor.is_finished())?;
-        let gdb = launched.debugger.as_ref().map(|d| d.gateway().address());
-        Some((launched.machine.pid(), gdb))
+        let machine = runtime
+            .machine
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let info = machine.as_ref().filter(|m| !m.supervisor.is_finished())?;
+        Some((info.pid, info.gdb))
     }
 
     /// Recent console output (bounded), for clients that poll rather than subscribe;
@@ -628,8 +642,17 @@ impl SessionService {
             events,
             debugger.clone(),
         ));
+        let machine: Arc<dyn Machine> = Arc::from(machine);
+        *runtime
+            .machine
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(MachineInfo {
+            pid: machine.pid(),
+            gdb: debugger.as_ref().map(|d| d.gateway().address()),
+            supervisor: supervisor.abort_handle(),
+        });
         *control = Some(Launched {
-            machine: Arc::from(machine),
+            machine,
             debugger,
             supervisor,
         });
