@@ -256,7 +256,7 @@ pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
                     expect_uart: Vec::new(),
                     forbid_uart: Vec::new(),
                     uart_input: None,
-                    coverage: false,
+                    coverage: None,
                 })
                 .await?;
             ids.push(job.id);

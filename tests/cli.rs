@@ -62,6 +62,45 @@ fn run_passes_and_writes_lcov_and_junit() {
     assert_eq!(suite.failures, 0);
 }
 
+/// `--collector hit-counts` records how often each line ran: the counting loop's lines
+/// run more than once (the default in_asm log says only whether a line ran).
+#[test]
+fn run_records_hit_counts_with_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut highest = Vec::new();
+    for collector in ["in-asm", "hit-counts"] {
+        let lcov = dir.path().join(format!("{collector}.info"));
+        let output = virserver(&[
+            "run",
+            &firmware("hello-mps2-an385.elf"),
+            "--board",
+            "mps2-an385",
+            "--expect-exit",
+            "0",
+            "--coverage",
+            lcov.to_str().unwrap(),
+            "--collector",
+            collector,
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let counts = std::fs::read_to_string(&lcov)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.strip_prefix("DA:"))
+            .filter_map(|da| da.split(',').nth(1)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        highest.push(counts);
+    }
+    assert_eq!(highest[0], 1, "in_asm: ran or not");
+    assert!(highest[1] > 1, "hit counts: {}", highest[1]);
+}
+
 #[test]
 fn run_fails_by_uart_rule_and_by_exit_code_and_times_out() {
     let dir = tempfile::tempdir().unwrap();

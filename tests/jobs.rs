@@ -50,6 +50,13 @@ async fn a_passing_job_streams_progress_and_keeps_its_artifacts() {
     );
     let job = server.wait_job(&id, &["PASSED"]).await;
     assert_eq!(job["exitCode"], 0);
+    let collector = server
+        .query(
+            "query($j: ID!) { job(id: $j) { coverageCollector } }",
+            json!({ "j": id }),
+        )
+        .await;
+    assert_eq!(collector["job"]["coverageCollector"], "IN_ASM");
     assert_eq!(job["node"], "node-a");
     assert_eq!(job["attempt"], 1);
     assert!(job["uartLog"].as_str().unwrap().contains("counting: 1 2 3"));

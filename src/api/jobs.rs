@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
 use super::errors::{ApiResult, coded, to_graphql};
-use super::sessions::{BackendEnum, Session, app, read_upload};
+use super::sessions::{BackendEnum, CoverageCollectorEnum, Session, app, read_upload};
+use crate::backend::Collector;
 use crate::jobs::service::{JobEvent, NewJob, ProgramSource};
 use crate::store::JobRecord;
 
@@ -124,6 +125,13 @@ impl Job {
         self.0.coverage
     }
 
+    /// How coverage is recorded; null without coverage.
+    async fn coverage_collector(&self) -> Option<CoverageCollectorEnum> {
+        self.0
+            .coverage
+            .then(|| Collector::parse(&self.0.coverage_collector).into())
+    }
+
     /// The session the job ran in (kept for coverage and inspection).
     async fn session(&self, ctx: &Context<'_>) -> ApiResult<Option<Session>> {
         match &self.0.session_id {
@@ -185,6 +193,10 @@ pub struct CreateJobInput {
     uart_input: Option<String>,
     #[graphql(default = false)]
     coverage: bool,
+    /// How coverage is recorded (with `coverage`): HIT_COUNTS needs
+    /// `capabilities.hitCounts`, else the run falls back to IN_ASM.
+    #[graphql(default_with = "CoverageCollectorEnum::InAsm")]
+    coverage_collector: CoverageCollectorEnum,
 }
 
 /// One page of jobs, newest first.
@@ -303,7 +315,7 @@ impl JobMutation {
                 expect_uart: input.expect_uart,
                 forbid_uart: input.forbid_uart,
                 uart_input: input.uart_input,
-                coverage: input.coverage,
+                coverage: input.coverage.then_some(input.coverage_collector.into()),
             })
             .await?;
         Ok(Job(record))

@@ -187,10 +187,7 @@ impl Session {
     async fn coverage_collector(&self) -> Option<CoverageCollectorEnum> {
         self.0
             .coverage
-            .then(|| match Collector::parse(&self.0.coverage_collector) {
-                Collector::InAsm => CoverageCollectorEnum::InAsm,
-                Collector::HitCounts => CoverageCollectorEnum::HitCounts,
-            })
+            .then(|| Collector::parse(&self.0.coverage_collector).into())
     }
 
     async fn backend(&self) -> BackendEnum {
@@ -352,6 +349,15 @@ pub struct CreateSessionInput {
 pub enum CoverageCollectorEnum {
     InAsm,
     HitCounts,
+}
+
+impl From<Collector> for CoverageCollectorEnum {
+    fn from(value: Collector) -> Self {
+        match value {
+            Collector::InAsm => CoverageCollectorEnum::InAsm,
+            Collector::HitCounts => CoverageCollectorEnum::HitCounts,
+        }
+    }
 }
 
 impl From<CoverageCollectorEnum> for Collector {

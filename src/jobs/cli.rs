@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::rules::{Rules, Verdict};
 use super::runner::{self, JobSpec, Progress};
 use crate::app::App;
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Collector};
 use crate::config::Config;
 
 /// The job, as flags shared by `run` and `submit`.
@@ -44,6 +44,10 @@ pub struct JobArgs {
     /// Write LCOV coverage of the run to this file.
     #[arg(long)]
     pub coverage: Option<PathBuf>,
+    /// How coverage is recorded: `in-asm` (QEMU's translation log: which lines ran,
+    /// no run-time cost) or `hit-counts` (the TCG plugin: how often each line ran).
+    #[arg(long, value_enum, default_value = "in-asm")]
+    pub collector: CollectorArg,
     /// Write a JUnit XML report to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -55,6 +59,22 @@ pub struct RunCommand {
     pub job: JobArgs,
     #[arg(long, env = "VIRSERVER_BOARDS_DIR", default_value = "boards")]
     pub boards_dir: PathBuf,
+}
+
+/// `--collector`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CollectorArg {
+    InAsm,
+    HitCounts,
+}
+
+impl From<CollectorArg> for Collector {
+    fn from(value: CollectorArg) -> Self {
+        match value {
+            CollectorArg::InAsm => Collector::InAsm,
+            CollectorArg::HitCounts => Collector::HitCounts,
+        }
+    }
 }
 
 pub fn parse_backend(text: &str) -> Result<BackendKind, String> {
@@ -99,7 +119,7 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
         timeout: Duration::from_secs(command.timeout),
         rules,
         uart_input: command.input.clone(),
-        coverage: command.coverage.is_some(),
+        coverage: command.coverage.is_some().then(|| command.collector.into()),
     };
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();

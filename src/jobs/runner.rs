@@ -28,7 +28,8 @@ pub struct JobSpec {
     pub rules: Rules,
     /// Written to the console once the program first prints.
     pub uart_input: Option<String>,
-    pub coverage: bool,
+    /// Record coverage with this collector.
+    pub coverage: Option<Collector>,
 }
 
 /// What happened while a job ran.
@@ -78,7 +79,7 @@ pub async fn run(
         let _ = sessions.power(id, PowerAction::Off, false).await;
     }
     let lcov = match (&session_id, spec.coverage) {
-        (Some(id), true) => coverage_lcov(sessions, id).await,
+        (Some(id), Some(_)) => coverage_lcov(sessions, id).await,
         _ => None,
     };
     if let Some(id) = &session_id {
@@ -121,7 +122,7 @@ async fn drive(
             &format!("job {}", spec.name),
             spec.backend,
             &spec.board_id,
-            spec.coverage.then_some(Collector::InAsm),
+            spec.coverage,
         )
         .await?;
     *session_id = Some(session.id.clone());

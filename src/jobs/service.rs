@@ -21,7 +21,7 @@ use virserver_queue::{Delivery, JobQueue, QueueError};
 
 use super::rules::{Rules, Verdict};
 use super::runner::{self, JobSpec, Progress};
-use crate::backend::{BackendKind, Backends};
+use crate::backend::{BackendKind, Backends, Collector};
 use crate::catalog::Catalog;
 use crate::programs::validate_elf;
 use crate::sessions::{SessionError, SessionService};
@@ -56,7 +56,8 @@ pub struct NewJob {
     pub expect_uart: Vec<String>,
     pub forbid_uart: Vec<String>,
     pub uart_input: Option<String>,
-    pub coverage: bool,
+    /// Record coverage with this collector.
+    pub coverage: Option<Collector>,
 }
 
 pub enum ProgramSource {
@@ -267,7 +268,8 @@ impl JobService {
             expect_uart: serde_json::to_string(&job.expect_uart).unwrap_or_default(),
             forbid_uart: serde_json::to_string(&job.forbid_uart).unwrap_or_default(),
             uart_input: job.uart_input,
-            coverage: job.coverage,
+            coverage: job.coverage.is_some(),
+            coverage_collector: job.coverage.unwrap_or(Collector::InAsm).as_str().to_owned(),
             state: "QUEUED".to_owned(),
             failure_reason: None,
             exit_code: None,
@@ -530,7 +532,9 @@ impl JobService {
             )
             .map_err(|e| JobError::BadInput(e.to_string()))?,
             uart_input: job.uart_input.clone(),
-            coverage: job.coverage,
+            coverage: job
+                .coverage
+                .then(|| Collector::parse(&job.coverage_collector)),
         })
     }
 

@@ -40,6 +40,7 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
         "forbidUart": job.forbid,
         "uartInput": job.input,
         "coverage": job.coverage.is_some(),
+        "coverageCollector": crate::backend::Collector::from(job.collector).as_str(),
     });
     let form = reqwest::multipart::Form::new()
         .text(

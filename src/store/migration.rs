@@ -9,7 +9,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002Jobs)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002Jobs),
+            Box::new(M0003JobCollector),
+        ]
     }
 }
 
@@ -192,6 +196,7 @@ enum Jobs {
     ForbidUart,
     UartInput,
     Coverage,
+    CoverageCollector,
     State,
     FailureReason,
     ExitCode,
@@ -307,5 +312,39 @@ impl MigrationTrait for M0002Jobs {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Jobs choose their coverage collector, as sessions do.
+struct M0003JobCollector;
+
+impl MigrationName for M0003JobCollector {
+    fn name(&self) -> &str {
+        "m0003_job_coverage_collector"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003JobCollector {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Jobs::Table)
+                    .add_column(string(Jobs::CoverageCollector).default("IN_ASM"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Jobs::Table)
+                    .drop_column(Jobs::CoverageCollector)
+                    .to_owned(),
+            )
+            .await
     }
 }

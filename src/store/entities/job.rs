@@ -23,6 +23,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub uart_input: Option<String>,
     pub coverage: bool,
+    /// `IN_ASM` or `HIT_COUNTS` (see `backend::Collector`), meaningful with `coverage`.
+    pub coverage_collector: String,
     pub state: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub failure_reason: Option<String>,
