@@ -34,7 +34,7 @@ async fn qmp_cont_and_stop_behind_the_clients_back() {
     qemu.qmp("cont").await.unwrap();
     gateway.invalidate();
     if reports_stops_after_qmp_cont(&qemu).await {
-        let stop = tokio::time::timeout(Duration::from_secs(5), stops.recv())
+        let stop = tokio::time::timeout(PATIENCE, stops.recv())
             .await
             .unwrap()
             .unwrap();
@@ -45,7 +45,7 @@ async fn qmp_cont_and_stop_behind_the_clients_back() {
     } else {
         // 8.1 and later stop there silently; the gateway still reads the
         // halted CPU right.
-        wait_until(5, "the breakpoint", || async {
+        wait_until(PATIENCE.as_secs(), "the breakpoint", || async {
             qemu.qmp("query-status")
                 .await
                 .unwrap()
@@ -62,7 +62,7 @@ async fn qmp_cont_and_stop_behind_the_clients_back() {
         gateway.client().resume().await.unwrap(),
         Resumed::ThroughStub
     );
-    let stop = tokio::time::timeout(Duration::from_secs(5), stops.recv())
+    let stop = tokio::time::timeout(PATIENCE, stops.recv())
         .await
         .unwrap()
         .unwrap();
@@ -82,7 +82,7 @@ async fn qmp_cont_and_stop_behind_the_clients_back() {
     qemu.qmp("stop").await.unwrap();
     let reply = client.recv().await.unwrap();
     assert!(reply.starts_with(b"T02"), "{}", reply.escape_ascii());
-    let stop = tokio::time::timeout(Duration::from_secs(5), stops.recv())
+    let stop = tokio::time::timeout(PATIENCE, stops.recv())
         .await
         .unwrap()
         .unwrap();

@@ -31,7 +31,7 @@ pub struct QemuProcess {
 
 impl QemuProcess {
     /// Starts `qemu` (such as `qemu-system-arm`) on `machine` with `kernel`,
-    /// and waits for its sockets.
+    /// and waits until it answers QMP (the machine is built).
     pub async fn start(qemu: &Path, machine: &str, kernel: &Path) -> io::Result<QemuProcess> {
         QemuProcess::start_with(qemu, machine, kernel, &[]).await
     }
@@ -100,7 +100,12 @@ impl QemuProcess {
             output,
         };
         for _ in 0..200 {
-            if process.gdb_socket.exists() && process.qmp_socket.exists() {
+            // The sockets appear before the machine is built; QMP answers only
+            // once it is (a stub asked earlier can answer for a CPU not yet reset).
+            if process.gdb_socket.exists()
+                && process.qmp_socket.exists()
+                && process.qmp("query-status").await.is_ok()
+            {
                 return Ok(process);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

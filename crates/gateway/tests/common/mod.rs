@@ -67,6 +67,7 @@ pub async fn attach(gateway: &Gateway) -> Client {
             .await
             .expect("connect"),
     );
+    client.timeout = PATIENCE;
     let features = client
         .request(b"qSupported:multiprocess+;swbreak+")
         .await
@@ -102,6 +103,12 @@ pub async fn vm_running(qemu: &QemuProcess) -> bool {
     let reply = qemu.qmp("query-status").await.expect("query-status");
     reply.contains("\"running\": true")
 }
+
+/// How long a test waits for something that must happen. Not a speed limit:
+/// QEMU runs a page holding a breakpoint one instruction per block, so
+/// reaching `tick()` past the delay loop beside it takes seconds, more on a
+/// loaded machine; this only keeps a broken test from hanging.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Waits until `condition` holds, or panics after `seconds`.
 pub async fn wait_until<F, Fut>(seconds: u64, what: &str, mut condition: F)
@@ -210,7 +217,7 @@ impl Gdb {
 
     /// Reads lines until one contains `needle`; returns it.
     pub async fn expect_line(&mut self, needle: &str) -> String {
-        let deadline = Duration::from_secs(20);
+        let deadline = PATIENCE;
         loop {
             let line = tokio::time::timeout(deadline, self.lines.next_line())
                 .await
@@ -226,12 +233,11 @@ impl Gdb {
 
     /// Waits for gdb to exit; its status and the rest of its output.
     pub async fn finish(mut self) -> (bool, Vec<String>) {
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_secs(20), self.lines.next_line()).await
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(PATIENCE, self.lines.next_line()).await
         {
             self.transcript.push(line);
         }
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .expect("gdb exits")
             .expect("gdb status");
