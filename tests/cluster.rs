@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{PostgresDatabase, Server};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Empties Redis database `n` and returns its URL.
 fn redis_db(n: u32) -> String {
@@ -179,14 +179,17 @@ async fn two_nodes_share_twenty_jobs_each_finishing_once_and_cancel_crosses_node
     database.drop_database().await;
 }
 
-#[tokio::test]
-async fn a_node_killed_mid_job_loses_nothing() {
+/// Two nodes sharing the database and Redis db `redis`, with `extra` flags: one runs a
+/// long job, then that node is killed (its QEMU dies with it). Returns the job as the
+/// survivor ends it, and the survivor's name.
+async fn kill_the_node_running_a_job(redis: u32, extra: &[&str]) -> (Value, &'static str) {
     let database = PostgresDatabase::create().await;
-    let redis = redis_db(12);
+    let redis = redis_db(redis);
     let dir = tempfile::tempdir().unwrap();
-    let extra = ["--max-concurrent-jobs", "1", "--job-reclaim-seconds", "2"];
-    let a = node(dir.path(), "node-a", &database.url(), &redis, &extra).await;
-    let b = node(dir.path(), "node-b", &database.url(), &redis, &extra).await;
+    let mut flags = vec!["--max-concurrent-jobs", "1", "--job-reclaim-seconds", "2"];
+    flags.extend_from_slice(extra);
+    let a = node(dir.path(), "node-a", &database.url(), &redis, &flags).await;
+    let b = node(dir.path(), "node-b", &database.url(), &redis, &flags).await;
     let response = b.create_job(
         "ticker-mps2-an385.elf",
         json!({ "name": "long", "boardTemplate": "mps2-an385", "expectUart": ["tick 20\n"], "timeoutSeconds": 60 }),
@@ -197,7 +200,6 @@ async fn a_node_killed_mid_job_loses_nothing() {
         .unwrap()
         .to_owned();
     let running = b.wait_job(&id, &["RUNNING"]).await;
-    // Kill the node that runs it (its QEMU dies with it); the other takes the job over.
     let (mut victim, survivor, survivor_name) = if running["node"] == "node-a" {
         (a, b, "node-b")
     } else {
@@ -207,50 +209,25 @@ async fn a_node_killed_mid_job_loses_nothing() {
     let job = survivor
         .wait_job(&id, &["PASSED", "FAILED", "ERROR", "TIMED_OUT"])
         .await;
+    database.drop_database().await;
+    (job, survivor_name)
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_job_loses_nothing() {
+    // The other node takes the job over and runs it again.
+    let (job, survivor) = kill_the_node_running_a_job(12, &[]).await;
     assert_eq!(job["state"], "PASSED", "{job}");
     assert_eq!(job["attempt"], 2, "run again after the kill: {job}");
-    assert_eq!(job["node"], survivor_name);
-    database.drop_database().await;
+    assert_eq!(job["node"], survivor);
 }
 
 /// A job whose node dies each time is not handed out forever: past
 /// `--job-max-deliveries` it ends as ERROR, with the reason.
 #[tokio::test]
 async fn a_job_that_kills_its_nodes_is_given_up() {
-    let database = PostgresDatabase::create().await;
-    let redis = redis_db(13);
-    let dir = tempfile::tempdir().unwrap();
-    let extra = [
-        "--max-concurrent-jobs",
-        "1",
-        "--job-reclaim-seconds",
-        "2",
-        "--job-max-deliveries",
-        "1",
-    ];
-    let a = node(dir.path(), "node-a", &database.url(), &redis, &extra).await;
-    let b = node(dir.path(), "node-b", &database.url(), &redis, &extra).await;
-    let response = b.create_job(
-        "ticker-mps2-an385.elf",
-        json!({ "name": "deadly", "boardTemplate": "mps2-an385", "expectUart": ["tick 20\n"], "timeoutSeconds": 60 }),
-    )
-    .await;
-    let id = response["data"]["createJob"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let running = b.wait_job(&id, &["RUNNING"]).await;
-    let (mut victim, survivor) = if running["node"] == "node-a" {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    victim.child.kill().await.unwrap();
-    let job = survivor
-        .wait_job(&id, &["PASSED", "FAILED", "ERROR", "TIMED_OUT"])
-        .await;
+    let (job, _) = kill_the_node_running_a_job(13, &["--job-max-deliveries", "1"]).await;
     assert_eq!(job["state"], "ERROR", "{job}");
     let reason = job["failureReason"].as_str().unwrap_or_default();
     assert!(reason.contains("given up"), "{job}");
-    database.drop_database().await;
 }

@@ -50,6 +50,21 @@ pub struct JobOutcome {
     pub elapsed: Duration,
 }
 
+impl JobOutcome {
+    /// A job that ended before it ran: an ERROR with `reason`, nothing recorded.
+    pub fn error(reason: String) -> JobOutcome {
+        JobOutcome {
+            verdict: Verdict::Error(reason),
+            exit_code: None,
+            session_id: None,
+            console: String::new(),
+            junit: String::new(),
+            lcov: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// Runs the job to its verdict; errors of the infrastructure (not of the firmware) are
 /// `Verdict::Error`, never lost.
 pub async fn run(

@@ -438,15 +438,7 @@ impl JobService {
             delivery.delivery_count, self.config.max_deliveries
         );
         tracing::error!(job = %job.id, %reason, "giving up on a job");
-        let outcome = runner::JobOutcome {
-            verdict: Verdict::Error(reason),
-            exit_code: None,
-            session_id: None,
-            console: String::new(),
-            junit: String::new(),
-            lcov: None,
-            elapsed: Duration::ZERO,
-        };
+        let outcome = runner::JobOutcome::error(reason);
         match self.record(job, attempt, &outcome).await {
             Ok(()) => {
                 let _ = self.queue.ack(delivery).await;
@@ -484,17 +476,7 @@ impl JobService {
     async fn run(&self, job: &JobRecord, cancel: &CancellationToken) -> runner::JobOutcome {
         let spec = match self.spec(job).await {
             Ok(spec) => spec,
-            Err(error) => {
-                return runner::JobOutcome {
-                    verdict: Verdict::Error(error.to_string()),
-                    exit_code: None,
-                    session_id: None,
-                    console: String::new(),
-                    junit: String::new(),
-                    lcov: None,
-                    elapsed: Duration::ZERO,
-                };
-            }
+            Err(error) => return runner::JobOutcome::error(error.to_string()),
         };
         let store = self.store.clone();
         let job_id = job.id.clone();
