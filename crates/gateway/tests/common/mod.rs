@@ -105,9 +105,10 @@ pub async fn vm_running(qemu: &QemuProcess) -> bool {
 }
 
 /// How long a test waits for something that must happen. Not a speed limit:
-/// QEMU runs a page holding a breakpoint one instruction per block, so
-/// reaching `tick()` past the delay loop beside it takes seconds, more on a
-/// loaded machine; this only keeps a broken test from hanging.
+/// with a breakpoint at `tick()`, the first stop took 9-13 s here straight on
+/// the stub (`delay()` shares its page; QEMU appears to run such a page one
+/// instruction per block), more on a loaded machine. This only keeps a broken
+/// test from hanging.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Waits until `condition` holds, or panics after `seconds`.
