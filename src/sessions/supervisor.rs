@@ -150,10 +150,7 @@ pub(super) async fn supervise(
                         (EventKind::PoweredOff, SessionState::Stopped, None, None)
                     }
                 };
-                if let Err(error) = record_state(&store, &runtime, kind, state, code, message).await
-                {
-                    tracing::error!(session = %runtime.id, %error, "cannot record the end of a machine");
-                }
+                record(&store, &runtime, (kind, state, code, message)).await;
                 tracing::info!(session = %runtime.id, state = state.as_str(), exit_code = ?code, "machine ended");
                 return;
             }

@@ -203,11 +203,11 @@ async fn the_api_debugs_without_any_gdb() {
     // No client, no breakpoint: resume detaches and the VM ticks.
     api.halt().await.unwrap();
     api.resume().await.unwrap();
-    wait_until(PATIENCE.as_secs(), "the link to close", || async {
+    wait_until("the link to close", || async {
         !gateway.status().upstream_connected
     })
     .await;
-    wait_until(PATIENCE.as_secs(), "ticks", || async { ticks(&qemu) > 2 }).await;
+    wait_until("ticks", || async { ticks(&qemu) > 2 }).await;
     assert!(
         qemu.output().contains(&format!("tick {}", count + 101)),
         "{}",

@@ -100,10 +100,7 @@ async fn the_last_client_leaving_resumes_the_target() {
     let mut client = attach(&gateway).await;
     assert_eq!(ticks(&qemu), 0);
     assert_eq!(client.request(b"D;1").await.unwrap(), b"OK");
-    wait_until(PATIENCE.as_secs(), "ticks after D", || async {
-        ticks(&qemu) >= 3
-    })
-    .await;
+    wait_until("ticks after D", || async { ticks(&qemu) >= 3 }).await;
     assert!(vm_running(&qemu).await);
     drop(client);
 
@@ -123,13 +120,11 @@ async fn the_last_client_leaving_resumes_the_target() {
     assert!(!vm_running(&qemu).await);
     let before = ticks(&qemu);
     drop(client);
-    wait_until(
-        PATIENCE.as_secs(),
-        "ticks after the socket closed",
-        || async { ticks(&qemu) > before + 2 },
-    )
+    wait_until("ticks after the socket closed", || async {
+        ticks(&qemu) > before + 2
+    })
     .await;
-    wait_until(PATIENCE.as_secs(), "the link to close", || async {
+    wait_until("the link to close", || async {
         !gateway.status().upstream_connected
     })
     .await;

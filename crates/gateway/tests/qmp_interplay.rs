@@ -45,7 +45,7 @@ async fn qmp_cont_and_stop_behind_the_clients_back() {
     } else {
         // 8.1 and later stop there silently; the gateway still reads the
         // halted CPU right.
-        wait_until(PATIENCE.as_secs(), "the breakpoint", || async {
+        wait_until("the breakpoint", || async {
             qemu.qmp("query-status")
                 .await
                 .unwrap()

@@ -166,12 +166,9 @@ impl Mux {
             });
         if !plain {
             self.range = None;
-            if let (false, Run::Running { interrupt_sent, .. }) = (same_thread, self.run) {
+            if !same_thread {
                 // Another CPU stopped: not the step.
-                self.run = Run::Running {
-                    interrupt_sent,
-                    step: false,
-                };
+                self.not_a_step();
             }
             return false;
         }
@@ -215,13 +212,20 @@ impl Mux {
             self.step_in_range();
             return;
         }
-        if at_breakpoint && let Run::Running { interrupt_sent, .. } = self.run {
+        if at_breakpoint {
             // Reported as the breakpoint it is, not as a step.
+            self.not_a_step();
+        }
+        self.end_range(&stop);
+    }
+
+    /// The stop that ends this run is not the step's own (its event says so).
+    fn not_a_step(&mut self) {
+        if let Run::Running { interrupt_sent, .. } = self.run {
             self.run = Run::Running {
                 interrupt_sent,
                 step: false,
             };
         }
-        self.end_range(&stop);
     }
 }

@@ -111,13 +111,13 @@ pub async fn vm_running(qemu: &QemuProcess) -> bool {
 /// test from hanging.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Waits until `condition` holds, or panics after `seconds`.
-pub async fn wait_until<F, Fut>(seconds: u64, what: &str, mut condition: F)
+/// Waits until `condition` holds, or panics after [`PATIENCE`].
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         if condition().await {
             return;
