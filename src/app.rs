@@ -67,6 +67,7 @@ impl App {
                 max_upload_bytes: config.max_upload_bytes,
                 node: config.node_name.clone(),
                 gdb_listen: config.gdb_listen,
+                raw_monitor: config.allow_raw_monitor,
                 bus: bus.clone(),
             },
         ));

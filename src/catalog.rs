@@ -1,8 +1,14 @@
 //! The board catalogue: built-in templates from `boards/` (read-only) merged with
 //! user-defined ones from the database, and the processor, peripheral and bus lists
-//! derived from them. Built-in ids always win: a user template cannot shadow one.
+//! derived from them. Built-in ids always win: a user template cannot shadow one. User
+//! templates also keep the rules of `user_template`, which keep the emulator off the
+//! server's host; they are checked again when read back from the database.
+
+mod user_template;
 
 use std::collections::BTreeMap;
+
+pub use user_template::UnsafeTemplate;
 
 use crate::boards::{BoardError, BoardTemplate, LoadedBoards};
 use crate::store::{Store, StoreError};
@@ -17,8 +23,12 @@ pub enum CatalogError {
     Exists(String),
     #[error("board template '{id}' is used by {sessions} session(s)")]
     InUse { id: String, sessions: usize },
+    /// A malformed template.
     #[error(transparent)]
     Invalid(#[from] BoardError),
+    /// A well-formed user template that could make the emulator reach the host.
+    #[error(transparent)]
+    Unsafe(#[from] UnsafeTemplate),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -32,36 +42,11 @@ impl From<StoreError> for CatalogError {
     }
 }
 
-/// The QEMU options a user template may pass, each with one value that names no file.
-/// Anything else (`-drive`, `-serial file:`, `-D`, ...) could read or write files on
-/// the server's host, so only built-in boards may use it.
-const USER_QEMU_OPTIONS: [&str; 4] = ["-bios", "-smp", "-m", "-icount"];
-
-/// A user template: like a file under boards/, with extra QEMU arguments limited to
-/// `USER_QEMU_OPTIONS`.
-fn parse_user_board(definition: &str) -> Result<BoardTemplate, CatalogError> {
-    let board = BoardTemplate::parse("definition", definition)?;
-    let args = board
-        .backends
-        .qemu
-        .as_ref()
-        .map_or(&[][..], |q| &q.extra_args[..]);
-    let allowed = args.len() % 2 == 0
-        && args.chunks(2).all(|pair| {
-            USER_QEMU_OPTIONS.contains(&pair[0].as_str())
-                && !pair[1].contains(['/', '\\'])
-                && (pair[0] != "-bios" || pair[1] == "none")
-        });
-    if !allowed {
-        return Err(CatalogError::Invalid(BoardError::Invalid {
-            source_name: "definition".into(),
-            field: "backends.qemu.extra_args".into(),
-            message: format!(
-                "user boards may only pass {} (with -bios none), each with a value naming no file",
-                USER_QEMU_OPTIONS.join(", ")
-            ),
-        }));
-    }
+/// A user template: parsed and validated like a file under boards/, then held to the
+/// rules that keep the emulator off the server's host.
+fn parse_user_board(source_name: &str, definition: &str) -> Result<BoardTemplate, CatalogError> {
+    let board = BoardTemplate::parse(source_name, definition)?;
+    user_template::check(&board)?;
     Ok(board)
 }
 
@@ -110,7 +95,8 @@ impl Catalog {
             })
             .collect();
         for record in self.store.board_templates().await? {
-            match BoardTemplate::parse(
+            // Checked again: a template stored under older rules must not run.
+            match parse_user_board(
                 &format!("board template '{}'", record.id),
                 &record.definition,
             ) {
@@ -119,7 +105,11 @@ impl Catalog {
                     origin: Origin::User,
                 }),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "stored board template no longer valid"),
+                Err(error) => tracing::warn!(
+                    template = %record.id,
+                    %error,
+                    "stored board template no longer valid"
+                ),
             }
         }
         Ok(boards)
@@ -138,7 +128,7 @@ impl Catalog {
     }
 
     pub async fn create(&self, definition: &str) -> Result<BoardTemplate, CatalogError> {
-        let board = parse_user_board(definition)?;
+        let board = parse_user_board("definition", definition)?;
         if self.is_builtin(&board.id) {
             return Err(CatalogError::Exists(board.id));
         }
@@ -152,7 +142,7 @@ impl Catalog {
         if self.is_builtin(id) {
             return Err(CatalogError::ReadOnly(id.to_owned()));
         }
-        let board = parse_user_board(definition)?;
+        let board = parse_user_board("definition", definition)?;
         if board.id != id {
             return Err(CatalogError::Invalid(BoardError::Invalid {
                 source_name: "definition".into(),

@@ -3,7 +3,7 @@
 //! `VIRSERVER_*` environment variables and command-line flags (clap reads both; a flag
 //! wins over its variable). Every field has a default that needs no set-up.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -26,6 +26,16 @@ pub enum ConfigError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(
+        "allow_raw_monitor is refused: the GDB endpoints listen on {gdb_listen}, which is not \
+         loopback, and QEMU's monitor runs host commands for anyone who reaches them"
+    )]
+    RawMonitorNotLoopback { gdb_listen: IpAddr },
+    #[error(
+        "allow_raw_monitor is refused while authentication is on: QEMU's monitor would give \
+         every authenticated user the host"
+    )]
+    RawMonitorWithAuth,
 }
 
 /// The settings of one server process.
@@ -60,6 +70,10 @@ pub struct Config {
     pub trace_plugin: Option<PathBuf>,
     /// Address the sessions' GDB endpoints bind to (each on a free port).
     pub gdb_listen: std::net::IpAddr,
+    /// GDB `monitor` commands outside the gateway's allow-list go to QEMU's monitor
+    /// (HMP), which runs host commands: a developer's own machine only, see
+    /// [`check_raw_monitor`].
+    pub allow_raw_monitor: bool,
 }
 
 impl Default for Config {
@@ -79,6 +93,7 @@ impl Default for Config {
             job_max_deliveries: 5,
             trace_plugin: None,
             gdb_listen: std::net::IpAddr::from([127, 0, 0, 1]),
+            allow_raw_monitor: false,
         }
     }
 }
@@ -110,6 +125,7 @@ pub struct ConfigFile {
     pub job_max_deliveries: Option<u64>,
     pub trace_plugin: Option<PathBuf>,
     pub gdb_listen: Option<std::net::IpAddr>,
+    pub allow_raw_monitor: Option<bool>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -156,6 +172,18 @@ pub struct ConfigOverrides {
     /// createAttachTicket for one-time access when it is not loopback).
     #[arg(long, env = "VIRSERVER_GDB_LISTEN")]
     pub gdb_listen: Option<std::net::IpAddr>,
+    /// Pass GDB `monitor` commands the gateway does not answer to QEMU's monitor (HMP),
+    /// which can run host commands: for a developer's own machine. Refused unless the
+    /// GDB endpoints are loopback (`--allow-raw-monitor`, or `=false`).
+    #[arg(
+        long,
+        env = "VIRSERVER_ALLOW_RAW_MONITOR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_raw_monitor: Option<bool>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -171,6 +199,10 @@ impl Config {
         let mut config = Config::default();
         config.apply_file(file);
         config.apply_overrides(overrides);
+        if config.allow_raw_monitor {
+            // There is no authentication yet; the tenancy work passes whether it is on.
+            check_raw_monitor(config.gdb_listen, false)?;
+        }
         Ok(config)
     }
 
@@ -189,6 +221,7 @@ impl Config {
         set(&mut self.job_max_deliveries, file.job_max_deliveries);
         set_opt(&mut self.trace_plugin, file.trace_plugin);
         set(&mut self.gdb_listen, file.gdb_listen);
+        set(&mut self.allow_raw_monitor, file.allow_raw_monitor);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -205,6 +238,7 @@ impl Config {
         set(&mut self.job_max_deliveries, overrides.job_max_deliveries);
         set_opt(&mut self.trace_plugin, overrides.trace_plugin.clone());
         set(&mut self.gdb_listen, overrides.gdb_listen);
+        set(&mut self.allow_raw_monitor, overrides.allow_raw_monitor);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to
@@ -229,6 +263,20 @@ impl Config {
             ),
         }
     }
+}
+
+/// Whether raw monitor access may be on. QEMU's monitor runs host commands (`migrate
+/// "exec:CMD"`) for whoever reaches a session's GDB endpoint, so only while the
+/// endpoints are loopback (the host's own users, who could run those commands anyway)
+/// and no authentication promises a user less than the host.
+pub fn check_raw_monitor(gdb_listen: IpAddr, auth_enabled: bool) -> Result<(), ConfigError> {
+    if !gdb_listen.is_loopback() {
+        return Err(ConfigError::RawMonitorNotLoopback { gdb_listen });
+    }
+    if auth_enabled {
+        return Err(ConfigError::RawMonitorWithAuth);
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
@@ -291,5 +339,72 @@ mod tests {
         };
         let error = Config::load(&overrides).unwrap_err().to_string();
         assert!(error.contains("bad.toml"), "{error}");
+    }
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        overrides: ConfigOverrides,
+    }
+
+    fn serve(args: &[&str]) -> Result<Config, ConfigError> {
+        let parsed = <Serve as clap::Parser>::try_parse_from(
+            std::iter::once("serve").chain(args.iter().copied()),
+        )
+        .unwrap();
+        Config::load(&parsed.overrides)
+    }
+
+    #[test]
+    fn raw_monitor_is_off_unless_asked_and_needs_loopback_endpoints() {
+        assert!(!serve(&[]).unwrap().allow_raw_monitor);
+        assert!(serve(&["--allow-raw-monitor"]).unwrap().allow_raw_monitor);
+        assert!(
+            !serve(&["--allow-raw-monitor=false"])
+                .unwrap()
+                .allow_raw_monitor
+        );
+        assert!(
+            serve(&["--allow-raw-monitor=1", "--gdb-listen", "::1"])
+                .unwrap()
+                .allow_raw_monitor
+        );
+        for exposed in ["0.0.0.0", "192.168.1.7", "::"] {
+            let error = serve(&["--allow-raw-monitor", "--gdb-listen", exposed])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(exposed) && error.contains("not loopback"),
+                "{error}"
+            );
+            // Without raw monitor access, any address is fine.
+            assert!(serve(&["--gdb-listen", exposed]).is_ok());
+        }
+        assert!(matches!(
+            check_raw_monitor(IpAddr::from([127, 0, 0, 1]), true),
+            Err(ConfigError::RawMonitorWithAuth)
+        ));
+    }
+
+    #[test]
+    fn raw_monitor_from_the_file_is_checked_and_a_flag_turns_it_off() {
+        let dir = std::env::temp_dir().join(format!("virserver-config-raw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("raw.toml");
+        std::fs::write(
+            &path,
+            "allow_raw_monitor = true\ngdb_listen = \"0.0.0.0\"\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        assert!(matches!(
+            serve(&["--config", config]),
+            Err(ConfigError::RawMonitorNotLoopback { .. })
+        ));
+        assert!(
+            !serve(&["--config", config, "--allow-raw-monitor=false"])
+                .unwrap()
+                .allow_raw_monitor
+        );
     }
 }

@@ -6,10 +6,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use virserver_coverage::{CodeLocation, LineMap, LineMapError, SymbolError};
-use virserver_gateway::{DebugClient, DebugError, Gateway, GatewayConfig, GatewayError};
+use virserver_gateway::{
+    DebugClient, DebugError, Gateway, GatewayConfig, GatewayError, SemihostingConfig,
+};
 
 use crate::boards::{BoardTemplate, MemoryKind, parse_u64};
 
@@ -25,6 +28,11 @@ pub enum DebuggerError {
     BadInput(String),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error(
+        "attach tickets are refused while the server allows raw monitor access: a ticket \
+         hands the endpoint to someone who must not reach the host"
+    )]
+    TicketsWithRawMonitor,
 }
 
 /// Where a breakpoint goes, as the API spells it.
@@ -107,24 +115,32 @@ pub fn memory_map_xml(board: &BoardTemplate) -> String {
 
 pub struct Debugger {
     gateway: Gateway,
+    /// Clients' unknown `monitor` commands reach QEMU's monitor: no tickets then.
+    raw_monitor: bool,
     elf: PathBuf,
     symbols: OnceCell<Arc<LineMap>>,
 }
 
 impl Debugger {
     /// Starts the gateway in front of the emulator's stub; it connects to the stub only
-    /// when a client or the API needs it.
+    /// when a client or the API needs it, or, answering the guest's semihosting, for
+    /// the emulator's life from the first [`DebugClient::halt`] on.
     pub async fn start(
         stub: &Path,
         listen: IpAddr,
+        raw_monitor: bool,
         board: &BoardTemplate,
         elf: PathBuf,
+        semihosting: Option<SemihostingConfig>,
     ) -> Result<Self, DebuggerError> {
         let mut config = GatewayConfig::new(stub);
         config.listen = SocketAddr::new(listen, 0);
         config.memory_map_xml = Some(memory_map_xml(board));
+        config.semihosting = semihosting;
+        config.raw_monitor = raw_monitor;
         Ok(Self {
             gateway: Gateway::start(config).await?,
+            raw_monitor,
             elf,
             symbols: OnceCell::new(),
         })
@@ -136,6 +152,18 @@ impl Debugger {
 
     pub fn client(&self) -> DebugClient {
         self.gateway.client()
+    }
+
+    /// A one-time address for one GDB connection within `ttl`. Refused with raw monitor
+    /// access on: a ticket is how the endpoint is handed to someone reachable only
+    /// through the API (under tenancy, a user trusted with one session), and raw HMP
+    /// would give them the host. Raw access is a local developer's mode, whose clients
+    /// connect to the loopback endpoint directly.
+    pub async fn create_ticket(&self, ttl: Duration) -> Result<SocketAddr, DebuggerError> {
+        if self.raw_monitor {
+            return Err(DebuggerError::TicketsWithRawMonitor);
+        }
+        Ok(self.gateway.create_ticket(ttl).await?)
     }
 
     pub async fn symbols(&self) -> Result<Arc<LineMap>, DebuggerError> {

@@ -245,3 +245,158 @@ async fn errors_over_websocket_have_codes_too() {
         assert_eq!(errors[0]["extensions"]["code"], code, "{query}: {message}");
     }
 }
+
+/// hello-mps2-an385.elf (ELF32, little endian) with `edit` applied to its bytes.
+fn edited_hello(edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut elf = std::fs::read(common::firmware("hello-mps2-an385.elf")).unwrap();
+    edit(&mut elf);
+    elf
+}
+
+fn put_u16(elf: &mut [u8], at: usize, value: u16) {
+    elf[at..at + 2].copy_from_slice(&value.to_le_bytes());
+}
+
+/// createJob with `bytes` uploaded as a file called `name`; returns the response.
+async fn job_upload(server: &Server, name: &str, bytes: Vec<u8>) -> serde_json::Value {
+    let operations = json!({
+        "query": "mutation($i: CreateJobInput!) { createJob(input: $i) { id programName } }",
+        "variables": { "i": { "name": "hostile", "boardTemplate": "mps2-an385", "program": null } },
+    });
+    server
+        .multipart(operations, "variables.i.program", name, bytes)
+        .await
+}
+
+#[tokio::test]
+async fn hostile_elfs_are_refused_by_uploads_and_jobs_and_their_names_stay_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let session = server.create_session("mps2-an385").await;
+    let cases = [
+        // e_shnum and e_phnum of the header.
+        (
+            edited_hello(|e| put_u16(e, 0x30, 5000)),
+            "the ELF has 5000 sections; at most 4096 are accepted",
+        ),
+        (
+            edited_hello(|e| put_u16(e, 0x2c, 65)),
+            "the ELF has 65 program headers; at most 64 are accepted",
+        ),
+        // Extended numbering: e_shnum 0, the count in section 0's sh_size.
+        (
+            edited_hello(|e| {
+                put_u16(e, 0x30, 0);
+                let section_0 = u32::from_le_bytes(e[0x20..0x24].try_into().unwrap()) as usize;
+                e[section_0 + 20..section_0 + 24].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+            }),
+            "the ELF has 2147483647 sections",
+        ),
+        // A header cut short after its identification bytes.
+        (edited_hello(|e| e.truncate(40)), "malformed ELF"),
+    ];
+    for (bytes, message) in cases {
+        for response in [
+            server
+                .upload_bytes(&session, "hostile.elf", bytes.clone())
+                .await,
+            job_upload(&server, "hostile.elf", bytes).await,
+        ] {
+            let error = &response["errors"][0];
+            assert_eq!(error["extensions"]["code"], "BAD_ELF", "{response}");
+            assert!(
+                error["message"].as_str().unwrap().contains(message),
+                "{message}: {response}"
+            );
+        }
+    }
+
+    // The name the client sends is a display name only: one component, no control
+    // characters, at most 200 characters; the file is stored by its SHA-256.
+    let hello = std::fs::read(common::firmware("hello-mps2-an385.elf")).unwrap();
+    let sneaky = "../../../tmp/virserver-escape-name\u{202e}fle.elf";
+    let uploaded = server.upload_bytes(&session, sneaky, hello.clone()).await;
+    let program = &uploaded["data"]["uploadProgram"];
+    assert_eq!(
+        program["name"], "virserver-escape-namefle.elf",
+        "{uploaded}"
+    );
+    let queued = job_upload(&server, sneaky, hello.clone()).await;
+    assert_eq!(
+        queued["data"]["createJob"]["programName"], "virserver-escape-namefle.elf",
+        "{queued}"
+    );
+    let long = job_upload(&server, &"x".repeat(5000), hello).await;
+    assert_eq!(
+        long["data"]["createJob"]["programName"],
+        "x".repeat(200),
+        "{long}"
+    );
+    let stored: Vec<String> = std::fs::read_dir(server.data_dir.join("programs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        stored,
+        [format!("{}.elf", program["sha256"].as_str().unwrap())]
+    );
+    assert!(!std::path::Path::new("/tmp").join(&sneaky[13..]).exists());
+}
+
+#[tokio::test]
+async fn ids_that_look_like_paths_are_unknown_ids_and_touch_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    // Where "../../victim" from the data dir's run/ folder would lead.
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep"), "x").unwrap();
+    let operations = [
+        "query($id: ID!) { session(id: $id) { id } }",
+        "mutation($id: ID!) { deleteSession(id: $id) }",
+        "mutation($id: ID!) { powerSession(id: $id, action: ON) { id } }",
+        "query($id: ID!) { coverage(sessionId: $id) { linesFound } }",
+        "query($id: ID!) { job(id: $id) { id } }",
+        "query($id: ID!) { boardTemplate(id: $id) { id } }",
+        "mutation($id: ID!) { deleteBoardTemplate(id: $id) }",
+    ];
+    for id in ["../../victim", "/etc", "..", "run/../../victim", "x\0y"] {
+        for query in operations {
+            assert_eq!(
+                server.error_code(query, json!({ "id": id })).await,
+                "NOT_FOUND",
+                "{query} with {id:?}"
+            );
+        }
+    }
+    assert!(victim.join("keep").exists());
+}
+
+/// PostgreSQL refuses a NUL byte in a text parameter: a job id holding one must be an
+/// unknown job (NOT_FOUND), not a database error (INTERNAL).
+#[tokio::test]
+async fn job_ids_with_a_nul_byte_are_unknown_on_postgresql() {
+    let database = common::PostgresDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--database", &database.url()]).await;
+    for query in [
+        "query($id: ID!) { job(id: $id) { id } }",
+        "mutation($id: ID!) { cancelJob(id: $id) { id } }",
+        "query($id: ID!) { coverage(jobId: $id) { linesFound } }",
+    ] {
+        assert_eq!(
+            server.error_code(query, json!({ "id": "x\0y" })).await,
+            "NOT_FOUND",
+            "{query}"
+        );
+    }
+    let page = server
+        .query(
+            "query($after: ID!) { jobs(after: $after) { nodes { id } } }",
+            json!({ "after": "x\0y" }),
+        )
+        .await;
+    assert_eq!(page["jobs"]["nodes"], json!([]));
+    drop(server);
+    database.drop_database().await;
+}

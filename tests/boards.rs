@@ -123,7 +123,7 @@ async fn user_templates_are_created_updated_and_deleted_and_built_ins_are_read_o
     );
     let response = server.request(create, json!({ "d": sneaky })).await;
     assert_eq!(
-        response["errors"][0]["extensions"]["code"], "BAD_BOARD",
+        response["errors"][0]["extensions"]["code"], "UNSAFE_TEMPLATE",
         "{response}"
     );
     assert!(
@@ -190,4 +190,177 @@ async fn a_bad_board_file_is_reported_by_name_and_the_others_still_load() {
         log.contains("broken.yaml") && log.contains("memory[0].access"),
         "{log}"
     );
+}
+
+/// mps2-an385 as a user template `mine`, with `edit` applied to its text.
+fn user_board(edit: impl Fn(String) -> String) -> String {
+    let base = std::fs::read_to_string(common::repo().join("boards/mps2-an385.yaml")).unwrap();
+    edit(base.replace("id: mps2-an385", "id: mine"))
+}
+
+fn with_extra_args(args: &[&str]) -> String {
+    user_board(|text| {
+        text.replace(
+            "    exit: semihosting",
+            &format!("    exit: semihosting\n    extra_args: {}", json!(args)),
+        )
+    })
+}
+
+#[tokio::test]
+async fn user_templates_that_could_reach_the_host_are_refused_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = Server::start(&data_dir, &[]).await;
+    let create = "mutation($d: String!) { createBoardTemplate(definition: $d) { id } }";
+    let update =
+        "mutation($d: String!) { updateBoardTemplate(id: \"mine\", definition: $d) { id } }";
+    let chardev = with_extra_args(&["-chardev", "file,id=x,path=/tmp/virserver-escape-chardev"]);
+    let cases = [
+        (
+            chardev.clone(),
+            "backends.qemu.extra_args[0]: '-chardev' is not allowed in a user template",
+        ),
+        (
+            with_extra_args(&[
+                "-icount",
+                "shift=auto,rr=record,rrfile=/tmp/virserver-escape-rr",
+            ]),
+            "backends.qemu.extra_args[1]: '-icount shift=auto,rr=record,rrfile=",
+        ),
+        (
+            with_extra_args(&["-smp", "2", "-D", "/etc/passwd"]),
+            "backends.qemu.extra_args[2]: '-D'",
+        ),
+        (
+            with_extra_args(&["-bios", "/etc/passwd"]),
+            "backends.qemu.extra_args[1]: '-bios /etc/passwd'",
+        ),
+        (
+            user_board(|t| {
+                t.replace(
+                    "machine: mps2-an385",
+                    "machine: \"mps2-an385,memory-backend=m\"",
+                )
+            }),
+            "backends.qemu.machine: 'mps2-an385,memory-backend=m'",
+        ),
+        (
+            user_board(|t| {
+                t.replace(
+                    "    exit: semihosting",
+                    "    cpu: \"cortex-m3,x=/etc/passwd\"\n    exit: semihosting",
+                )
+            }),
+            "backends.qemu.cpu:",
+        ),
+        (
+            user_board(|t| {
+                t.replace(
+                    "    exit: semihosting",
+                    "    memory: \"16M,maxmem=1G\"\n    exit: semihosting",
+                )
+            }),
+            "backends.qemu.memory:",
+        ),
+        (
+            user_board(|t| {
+                t.replace(
+                    "binary: qemu-system-arm",
+                    "binary: qemu-system-../../../bin/sh",
+                )
+            }),
+            "backends.qemu.binary:",
+        ),
+        (
+            user_board(|t| t.replace("platforms/cpus/cortex-m3.repl", "/etc/passwd")),
+            "backends.renode.platform:",
+        ),
+    ];
+    for (definition, message) in &cases {
+        let response = server.request(create, json!({ "d": definition })).await;
+        let error = &response["errors"][0];
+        assert_eq!(
+            error["extensions"]["code"], "UNSAFE_TEMPLATE",
+            "{message}: {response}"
+        );
+        assert!(
+            error["message"].as_str().unwrap().starts_with(message),
+            "{response}"
+        );
+    }
+    assert_eq!(
+        server
+            .error_code("{ boardTemplate(id: \"mine\") { id } }", json!({}))
+            .await,
+        "NOT_FOUND",
+        "nothing refused was stored"
+    );
+
+    // The safe shapes are accepted, and run on real QEMU.
+    let safe = with_extra_args(&["-smp", "1", "-m", "16M", "-icount", "shift=auto,sleep=off"]);
+    server.query(create, json!({ "d": safe })).await;
+    for (definition, _) in &cases {
+        assert_eq!(
+            server.error_code(update, json!({ "d": definition })).await,
+            "UNSAFE_TEMPLATE"
+        );
+    }
+    let stored = server
+        .query(
+            "{ boardTemplate(id: \"mine\") { qemu { extraArgs } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stored["boardTemplate"]["qemu"]["extraArgs"],
+        json!(["-smp", "1", "-m", "16M", "-icount", "shift=auto,sleep=off"]),
+        "a refused update leaves the template as it was"
+    );
+    let session = server.create_session("mine").await;
+    server.upload(&session, "hello-mps2-an385.elf").await;
+    server.power(&session, "ON", false).await;
+    let ended = server.wait_state(&session, "EXITED").await;
+    assert_eq!(ended["exitCode"], 0, "{ended}");
+
+    // A template stored under older rules (this one has no '/' anywhere, which they
+    // allowed) is checked again when read: it is not served, and never reaches QEMU.
+    let older = with_extra_args(&["-icount", "shift=auto,rr=record,rrfile=escape-rr"]);
+    let database = sea_orm::Database::connect(format!(
+        "sqlite://{}?mode=rw",
+        data_dir.join("virserver.db").display()
+    ))
+    .await
+    .unwrap();
+    use sea_orm::ConnectionTrait;
+    let changed = database
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "UPDATE board_templates SET definition = ? WHERE id = ?",
+            [older.into(), "mine".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    let ids = server.query("{ boardTemplates { id } }", json!({})).await;
+    assert!(
+        !ids["boardTemplates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["id"] == "mine"),
+        "{ids}"
+    );
+    let power = "mutation($s: ID!) { powerSession(id: $s, action: ON) { state } }";
+    assert_eq!(
+        server.error_code(power, json!({ "s": session })).await,
+        "NOT_FOUND"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("stored board template no longer valid") && log.contains("rrfile=escape-rr"),
+        "{log}"
+    );
+    let run_dir = data_dir.join("run").join(&session);
+    assert!(!run_dir.join("escape-rr").exists());
 }

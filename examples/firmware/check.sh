@@ -6,26 +6,36 @@
 #
 # ticker-* never exits: it runs for TICKER_SECONDS (default 3), then checks
 # that it printed "tick 1", "tick 2", ... and reports the tick rate.
+#
+# escape-* tries to reach the host through semihosting (programs/escape.c):
+# it runs with target=gdb and no debugger attached, so that QEMU performs
+# none of its calls, and the check is that it made every attempt, still
+# exited with 7, and left no file behind.
 
 TICKER_SECONDS=${TICKER_SECONDS:-3}
-ARM_QEMU="qemu-system-arm -nographic -monitor none -serial stdio -semihosting-config enable=on,target=native"
+ARM_QEMU="qemu-system-arm -nographic -monitor none -serial stdio -semihosting-config"
+semihosting=native
 RV_QEMU="qemu-system-riscv32 -M virt -bios none -nographic -monitor none -serial stdio"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
 
-# run ELF SECONDS INPUT: runs the ELF with INPUT on the UART; sets $rc and
-# leaves the UART output in $tmp/out, QEMU's stderr in $tmp/err.
+# run ELF SECONDS INPUT: runs the ELF with INPUT on the UART, in the empty
+# directory $tmp/cwd, with target=$semihosting on the Cortex-M boards; sets
+# $rc and leaves the UART output in $tmp/out, QEMU's stderr in $tmp/err.
 run() {
+    arm="$ARM_QEMU enable=on,target=$semihosting"
     case $(basename "$1" .elf) in
-        *-mps2-an385) qemu="$ARM_QEMU -M mps2-an385" ;;
-        *-lm3s6965evb) qemu="$ARM_QEMU -M lm3s6965evb" ;;
+        *-mps2-an385) qemu="$arm -M mps2-an385" ;;
+        *-lm3s6965evb) qemu="$arm -M lm3s6965evb" ;;
         *-riscv32-virt) qemu="$RV_QEMU" ;;
         *) echo "unknown board: $1" >&2; exit 2 ;;
     esac
+    kernel=$(realpath "$1")
     printf '%s' "$3" >"$tmp/in"
-    timeout "$2" $qemu -kernel "$1" <"$tmp/in" >"$tmp/out" 2>"$tmp/err"
+    rm -rf "$tmp/cwd" && mkdir "$tmp/cwd"
+    (cd "$tmp/cwd" && timeout "$2" $qemu -kernel "$kernel") <"$tmp/in" >"$tmp/out" 2>"$tmp/err"
     rc=$?
 }
 
@@ -74,6 +84,29 @@ for elf in "$@"; do
             else
                 echo "FAIL $name (exit $rc, want 124 from timeout; $ticks ticks)"
                 head -n 20 "$tmp/out" | sed 's/^/    /'
+                failed=1
+            fi
+            ;;
+        escape-*)
+            semihosting=gdb
+            run "$elf" 10 ""
+            semihosting=native
+            missing=
+            for attempt in system "open /etc/passwd" "open /tmp/virserver-escape-open" \
+                "open ../virserver-escape-dotdot" "open sub/../../virserver-escape-dotdot2" \
+                "remove /tmp/virserver-escape-remove" "rename /tmp/virserver-escape-rename" \
+                "open out.txt" "open out.txt for reading" write0 writec clock time heapinfo cmdline; do
+                grep -qF "escape: $attempt -> " "$tmp/out" || missing="$missing, $attempt"
+            done
+            left=$(find "$tmp/cwd" "$tmp" /tmp -maxdepth 1 -newer "$tmp/in" \
+                \( -name 'virserver-escape-*' -o -path "$tmp/cwd/*" \) 2>/dev/null | tr '\n' ' ')
+            last=$(tail -n 1 "$tmp/out")
+            if [ "$rc" -eq 7 ] && [ -z "$missing" ] && [ -z "$left" ] &&
+                [ "$last" = "escape: done, exiting with 7" ]; then
+                echo "PASS $name (exit $rc, every attempt made, no file left)"
+            else
+                echo "FAIL $name (exit $rc, want 7; missing attempts: ${missing#, }; files: $left)"
+                sed 's/^/    /' "$tmp/out" "$tmp/err"
                 failed=1
             fi
             ;;

@@ -79,6 +79,7 @@ fn debug_error(error: DebuggerError) -> super::errors::ApiError {
         DebuggerError::Target(DebugError::NotHalted) => "NOT_HALTED",
         DebuggerError::Target(DebugError::UnknownRegister(_)) => "NO_SUCH_SYMBOL",
         DebuggerError::Target(_) | DebuggerError::Gateway(_) => "TARGET_ERROR",
+        DebuggerError::TicketsWithRawMonitor => "UNSUPPORTED",
     };
     coded(code, error.to_string()).into()
 }
@@ -348,10 +349,9 @@ impl DebugMutation {
             .ok_or_else(|| coded("BAD_INPUT", "ttlSeconds must be 1 to 3600"))?;
         let debugger = debugger(ctx, &session_id).await?;
         let address = debugger
-            .gateway()
             .create_ticket(Duration::from_secs(ttl))
             .await
-            .map_err(|e| debug_error(e.into()))?;
+            .map_err(debug_error)?;
         Ok(AttachTicketObject {
             address: address.to_string(),
             expires_at: Utc::now() + chrono::Duration::seconds(ttl as i64),

@@ -29,7 +29,8 @@ fn program_error(error: &ProgramError) -> Error {
         ProgramError::NotElf(_)
         | ProgramError::Malformed(_)
         | ProgramError::NoEntryPoint
-        | ProgramError::NoLoadableSegment => "BAD_ELF",
+        | ProgramError::NoLoadableSegment
+        | ProgramError::TooMany { .. } => "BAD_ELF",
         ProgramError::ArchMismatch { .. } => "ARCH_MISMATCH",
         ProgramError::OutsideMemoryMap { .. } => "OUT_OF_MEMORY_MAP",
         ProgramError::Io(_) => return internal(error),
@@ -56,6 +57,7 @@ fn catalog_error(error: &CatalogError) -> Error {
         CatalogError::Exists(_) => "ALREADY_EXISTS",
         CatalogError::InUse { .. } => "IN_USE",
         CatalogError::Invalid(_) => "BAD_BOARD",
+        CatalogError::Unsafe(_) => "UNSAFE_TEMPLATE",
         CatalogError::Store(_) => return internal(error),
     };
     coded(code, error.to_string())

@@ -13,6 +13,7 @@ use super::boards::BoardTemplateObject;
 use super::errors::{ApiResult, coded, to_graphql};
 use crate::app::App;
 use crate::backend::{BackendKind, Collector};
+use crate::programs::display_name;
 use crate::sessions::{EventKind, PowerAction, SessionEvent, SessionState, next_live};
 use crate::store::{ProgramRecord, SessionRecord};
 
@@ -20,8 +21,9 @@ pub fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
     ctx.data_unchecked::<Arc<App>>()
 }
 
-/// The file name and bytes of an upload, read off the async workers; at most
-/// `limit + 1` bytes are read, so the caller's size check sees an oversized file.
+/// The display name (`programs::display_name` of the file name the client sent) and
+/// bytes of an upload, read off the async workers; at most `limit + 1` bytes are read,
+/// so the caller's size check sees an oversized file.
 pub async fn read_upload(
     ctx: &Context<'_>,
     upload: Upload,
@@ -30,7 +32,7 @@ pub async fn read_upload(
     let value = upload
         .value(ctx)
         .map_err(|error| coded("BAD_INPUT", format!("cannot read the upload: {error}")))?;
-    let name = value.filename.clone();
+    let name = display_name(&value.filename);
     let mut content = value.content;
     let data = tokio::task::spawn_blocking(move || {
         let mut data = Vec::new();

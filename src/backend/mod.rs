@@ -180,6 +180,13 @@ pub trait Machine: Send + Sync {
     fn pid(&self) -> Option<u32>;
     /// The emulator's own GDB stub (a unix socket), if it has one.
     fn gdb_socket(&self) -> Option<PathBuf>;
+    /// The guest's semihosting calls come to the GDB stub's client as File-I/O
+    /// requests: a gateway must attach before the guest runs, answer them, and stay
+    /// attached. Such a machine starts halted whatever the launch asked for; the
+    /// caller resumes it once attached.
+    fn gdb_file_io(&self) -> bool {
+        false
+    }
     async fn pause(&self) -> Result<(), BackendError>;
     async fn resume(&self) -> Result<(), BackendError>;
     async fn reset(&self) -> Result<(), BackendError>;

@@ -86,6 +86,12 @@ enum BusMessage {
 const BUS_CHANNEL: &str = "virserver:jobs";
 pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600;
 
+/// Job ids are UUIDs the server made: any other text (a path, a NUL byte, which
+/// PostgreSQL refuses) names no job and is never sent to the database.
+fn is_job_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok()
+}
+
 pub struct JobServiceConfig {
     pub node: String,
     pub max_concurrent: usize,
@@ -189,10 +195,11 @@ impl JobService {
     }
 
     pub async fn get(&self, id: &str) -> Result<JobRecord, JobError> {
-        self.store
-            .job(id)
-            .await?
-            .ok_or_else(|| JobError::NotFound(id.to_owned()))
+        let not_found = || JobError::NotFound(id.to_owned());
+        if !is_job_id(id) {
+            return Err(not_found());
+        }
+        self.store.job(id).await?.ok_or_else(not_found)
     }
 
     pub async fn list(
@@ -201,6 +208,8 @@ impl JobService {
         first: u64,
         after: Option<&str>,
     ) -> Result<Vec<JobRecord>, JobError> {
+        // A cursor that names no job is ignored, whatever its shape.
+        let after = after.filter(|id| is_job_id(id));
         Ok(self.store.jobs(state, first, after).await?)
     }
 

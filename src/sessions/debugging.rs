@@ -3,14 +3,59 @@
 //! it holds the stub's link (QEMU 8.1 and later announce a stop only after a resume
 //! their stub was sent).
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Weak};
 
-use virserver_gateway::Resumed;
+use virserver_gateway::{ConsoleSink, Resumed, SemihostingConfig};
 
 use super::{EventKind, Launched, Runtime, SessionError, SessionService, SessionState, powered};
+use crate::backend::BackendError;
 use crate::debugger::Debugger;
 
+/// The sandbox directory of a session's semihosting files, in its run dir.
+const SANDBOX_DIR: &str = "files";
+
+/// How the gateway answers a session's semihosting: console writes into the session's
+/// console log, files in `files/` of its run dir (kept across power cycles of the
+/// session, empty when it is new). The sink holds the runtime weakly: the runtime owns
+/// the gateway.
+pub(super) async fn semihosting_config(
+    runtime: &Arc<Runtime>,
+    run_dir: &Path,
+) -> Result<SemihostingConfig, SessionError> {
+    let sandbox = run_dir.join(SANDBOX_DIR);
+    tokio::fs::create_dir_all(&sandbox)
+        .await
+        .map_err(BackendError::Io)?;
+    let runtime: Weak<Runtime> = Arc::downgrade(runtime);
+    let console: ConsoleSink = Arc::new(move |bytes: &[u8]| {
+        if let Some(runtime) = runtime.upgrade() {
+            runtime.uart.push(bytes);
+        }
+    });
+    Ok(SemihostingConfig::new(sandbox, console))
+}
+
 impl Launched {
+    /// A machine whose semihosting goes to its GDB stub waits at reset: attach the
+    /// gateway (it answers the calls and holds the link from now on), then let the
+    /// guest run unless a halted start was asked for. Without a gateway the machine
+    /// runs anyway: its semihosting calls then do nothing, and never reach the host.
+    pub(super) async fn attach_for_semihosting(&self, halted: bool) -> Result<(), SessionError> {
+        match &self.debugger {
+            Some(debugger) => {
+                if let Err(error) = debugger.client().halt().await {
+                    tracing::warn!(%error, "cannot attach the gateway for semihosting");
+                }
+            }
+            None => tracing::warn!("no gateway: the guest's semihosting calls will fail"),
+        }
+        if halted {
+            return Ok(());
+        }
+        self.resume().await
+    }
+
     /// Lets the CPU run: through the GDB gateway while it holds the stub's link,
     /// else through the machine (QMP `cont`). QEMU 8.1 and later report a stop only
     /// after a resume their stub was sent, so a VM resumed behind an attached

@@ -45,6 +45,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::debugger::Debugger;
 use crate::programs::{ProgramError, ProgramStore};
 use crate::store::{ProgramRecord, SessionRecord, Store, StoreError};
+use debugging::semihosting_config;
 use virserver_queue::RedisEvents;
 
 /// The execution trace of a session's latest run (an in_asm log or the plugin's
@@ -157,6 +158,7 @@ pub struct SessionService {
     max_upload_bytes: u64,
     node: String,
     gdb_listen: std::net::IpAddr,
+    raw_monitor: bool,
     bus: Option<Arc<SessionBus>>,
     /// Event channels of other nodes' sessions, fed from the bus.
     remote_events: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,
@@ -170,6 +172,9 @@ pub struct ServiceConfig {
     pub node: String,
     /// Where the sessions' GDB endpoints listen.
     pub gdb_listen: std::net::IpAddr,
+    /// GDB clients' `monitor` commands outside the gateway's allow-list reach QEMU's
+    /// monitor (checked by `config::check_raw_monitor`).
+    pub raw_monitor: bool,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
     /// With Redis: session events cross to subscribers on other nodes.
@@ -199,6 +204,7 @@ impl SessionService {
             }),
             node: config.node,
             gdb_listen: config.gdb_listen,
+            raw_monitor: config.raw_monitor,
             remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
@@ -606,7 +612,7 @@ impl SessionService {
             .launch(LaunchRequest {
                 board: board.clone(),
                 program: program_path.clone(),
-                run_dir,
+                run_dir: run_dir.clone(),
                 halted,
                 trace,
             })
@@ -625,15 +631,29 @@ impl SessionService {
             Some(format!("program {} ({})", program.name, program.id)),
         )
         .await?;
+        let semihosting = match machine.gdb_file_io() {
+            true => Some(semihosting_config(runtime, &run_dir).await?),
+            false => None,
+        };
         let debugger = match machine.gdb_socket() {
-            Some(stub) => match Debugger::start(&stub, self.gdb_listen, &board, program_path).await
-            {
-                Ok(debugger) => Some(Arc::new(debugger)),
-                Err(error) => {
-                    tracing::warn!(session = %record.id, %error, "no GDB endpoint for this session");
-                    None
+            Some(stub) => {
+                match Debugger::start(
+                    &stub,
+                    self.gdb_listen,
+                    self.raw_monitor,
+                    &board,
+                    program_path,
+                    semihosting,
+                )
+                .await
+                {
+                    Ok(debugger) => Some(Arc::new(debugger)),
+                    Err(error) => {
+                        tracing::warn!(session = %record.id, %error, "no GDB endpoint for this session");
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         let supervisor = self.tracker.spawn(supervise(
@@ -651,11 +671,14 @@ impl SessionService {
             gdb: debugger.as_ref().map(|d| d.gateway().address()),
             supervisor: supervisor.abort_handle(),
         });
-        *control = Some(Launched {
+        let launched = control.insert(Launched {
             machine,
             debugger,
             supervisor,
         });
+        if launched.machine.gdb_file_io() {
+            launched.attach_for_semihosting(halted).await?;
+        }
         Ok(())
     }
 

@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::semihosting::SemihostingConfig;
+
 /// How to start a [`Gateway`](crate::Gateway).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -22,6 +24,19 @@ pub struct GatewayConfig {
     pub client_queue: usize,
     /// How long connecting to the stub may take.
     pub connect_timeout: Duration,
+    /// Pass `monitor` commands outside the gateway's allow-list to QEMU's
+    /// monitor (HMP) as typed. HMP runs host commands (`migrate
+    /// "exec:CMD"`), so only for clients trusted with the host: the server
+    /// allows it with loopback GDB endpoints only.
+    pub raw_monitor: bool,
+    /// The stub sends the guest's semihosting calls as File-I/O requests
+    /// (QEMU `target=gdb`): the gateway answers them under this policy and
+    /// holds the stub's link for the emulator's life (QEMU drops such calls
+    /// while nobody is attached). Attach with [`DebugClient::halt`] before
+    /// the guest first runs.
+    ///
+    /// [`DebugClient::halt`]: crate::DebugClient::halt
+    pub semihosting: Option<SemihostingConfig>,
 }
 
 impl GatewayConfig {
@@ -34,6 +49,8 @@ impl GatewayConfig {
             cache: true,
             client_queue: 256,
             connect_timeout: Duration::from_secs(5),
+            raw_monitor: false,
+            semihosting: None,
         }
     }
 }

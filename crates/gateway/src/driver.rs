@@ -25,6 +25,7 @@ use crate::connection::{SocketWriter, read_client, read_upstream};
 use crate::debug_api::{ApiCall, ApiResult};
 use crate::error::DebugError;
 use crate::mux::{Action, ApiRequestId, ClientId, Input, Mux, MuxConfig};
+use crate::semihosting::Semihosting;
 use crate::status::{GatewayStatus, StopEvent};
 
 type ApiReply = oneshot::Sender<Result<ApiResult, DebugError>>;
@@ -51,6 +52,8 @@ struct State {
     api_replies: HashMap<ApiRequestId, ApiReply>,
     next_client: u64,
     next_request: u64,
+    /// Answers the guest's File-I/O calls.
+    semihosting: Semihosting,
 }
 
 /// The mux and its sockets. See the [module doc](self).
@@ -76,8 +79,11 @@ impl Driver {
         let mux = Mux::new(MuxConfig {
             memory_map_xml: config.memory_map_xml.clone(),
             cache: config.cache,
+            raw_monitor: config.raw_monitor,
+            hold_link: config.semihosting.is_some(),
             ..MuxConfig::default()
         });
+        let semihosting = Semihosting::new(config.semihosting.clone());
         Arc::new(Driver {
             state: Mutex::new(State {
                 mux,
@@ -87,6 +93,7 @@ impl Driver {
                 api_replies: HashMap::new(),
                 next_client: 0,
                 next_request: 0,
+                semihosting,
             }),
             config,
             stops,
@@ -267,6 +274,10 @@ impl Driver {
                 }
                 Action::Stopped(event) => {
                     let _ = self.stops.send(event);
+                }
+                Action::HostCall(call) => {
+                    let reply = state.semihosting.call(call);
+                    state.mux.handle(Input::HostCallDone(reply));
                 }
             }
         }

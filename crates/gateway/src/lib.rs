@@ -25,6 +25,11 @@
 //!   bytes, stub bytes, API call, ...) in, actions (send upstream, send to a
 //!   client, close, connect, ...) out. All protocol decisions live here and
 //!   are unit-tested with scripted bytes.
+//! - [`semihosting`]: the host side of the guest's semihosting calls, which
+//!   QEMU (`target=gdb`) sends as File-I/O requests: console writes to the
+//!   session's log, files only in the session's sandbox directory, no
+//!   commands. The mux resolves each request (`mux/fileio.rs`); this
+//!   module carries it out.
 //! - `driver.rs`: the mux behind a lock; whichever task reads bytes (a
 //!   client, the stub) or makes a call feeds it and carries out the actions
 //!   at once with non-blocking writes, so forwarding costs no task hop.
@@ -52,6 +57,20 @@
 //! stepping (`vCont;r`) and runs the step loop itself next to the stub;
 //! adds monitor commands (`monitor virserver status`, `monitor halt`,
 //! `monitor reset halt`, `monitor reset`) and refuses `monitor cont`.
+//!
+//! # What a client cannot reach
+//!
+//! The stub runs inside the emulator, and QEMU's monitor (HMP) behind it
+//! acts on the host: `monitor migrate "exec:CMD"` runs CMD, `monitor quit`
+//! ends the emulator, others write host files. So `monitor` answers from an
+//! allow-list (the commands above and the read-only `info status`, `info
+//! version`, `info registers`, `info mtree`, each sent as the gateway's own
+//! fixed HMP text) and refuses the rest with a note GDB shows and `E01`.
+//! Packets that act on the host in some stubs (`vFile`, `vRun`, `vAttach`,
+//! most `qXfer` objects, the process-launch `Q` packets) and every packet
+//! the gateway does not know get the empty reply. The tables are in
+//! [`mux`]'s doc. [`GatewayConfig::raw_monitor`] passes other `monitor`
+//! commands to HMP as typed, for clients trusted with the host.
 //!
 //! # Resuming while attached
 //!
@@ -92,6 +111,8 @@
 //! - Only complete, well-formed client packets reach the stub, re-framed;
 //!   junk, half packets and bad checksums never do. The gateway never sends
 //!   `+`/`-` upstream.
+//! - Only packets on the mux's allow-list reach the stub, and a client's
+//!   `monitor` text reaches it only with [`GatewayConfig::raw_monitor`].
 //! - The stub is contacted only when a client packet or an API call needs
 //!   it (connecting pauses QEMU's VM).
 //! - A slow client never blocks the stub or another client: per-client
@@ -107,6 +128,7 @@ mod driver;
 mod error;
 mod gateway;
 pub mod mux;
+pub mod semihosting;
 pub mod status;
 pub mod target_description;
 
@@ -115,6 +137,7 @@ pub use debug_api::{ApiCall, ApiResult, BreakpointKind, Register, Resumed, Watch
 pub use debug_client::DebugClient;
 pub use error::{DebugError, GatewayError};
 pub use gateway::Gateway;
+pub use semihosting::{ConsoleSink, SemihostingConfig};
 pub use status::{ClientStatus, GatewayStatus, RunState, StopEvent, StopReason};
 
 /// Bytes for a log line: printable ASCII kept, the rest escaped, long

@@ -26,6 +26,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct QemuMachine {
     pid: Option<u32>,
     gdb_socket: PathBuf,
+    /// Semihosting goes to the GDB stub (`target=gdb`).
+    gdb_file_io: bool,
     qmp: QmpClient,
     stdin: tokio::sync::Mutex<ChildStdin>,
     powering_off: Arc<AtomicBool>,
@@ -38,6 +40,7 @@ impl QemuMachine {
         mut child: Child,
         paths: RunPaths,
         halted: bool,
+        gdb_file_io: bool,
     ) -> Result<(Self, mpsc::Receiver<MachineEvent>), BackendError> {
         let (events_tx, events_rx) = mpsc::channel(1024);
         let stdin = child.stdin.take().ok_or(BackendError::Gone)?;
@@ -74,13 +77,15 @@ impl QemuMachine {
         let machine = Self {
             pid,
             gdb_socket: paths.gdb,
+            gdb_file_io,
             qmp,
             stdin: tokio::sync::Mutex::new(stdin),
             powering_off,
             _kill_on_drop: kill.clone().drop_guard(),
             kill,
         };
-        if !halted {
+        // A machine whose semihosting goes to the stub waits for its gateway.
+        if !halted && !gdb_file_io {
             // A short program can exit before QEMU answers `cont`; its exit is then
             // reported on the event channel like any other.
             match machine.resume().await {
@@ -227,6 +232,10 @@ impl Machine for QemuMachine {
 
     fn gdb_socket(&self) -> Option<PathBuf> {
         Some(self.gdb_socket.clone())
+    }
+
+    fn gdb_file_io(&self) -> bool {
+        self.gdb_file_io
     }
 
     async fn pause(&self) -> Result<(), BackendError> {

@@ -201,7 +201,13 @@ impl Backend for QemuBackend {
         tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
         let started = Instant::now();
         let child = process::spawn(&binary, &args, &request.run_dir)?;
-        let (machine, events) = machine::QemuMachine::start(child, paths, request.halted).await?;
+        let (machine, events) = machine::QemuMachine::start(
+            child,
+            paths,
+            request.halted,
+            process::uses_semihosting(&qemu),
+        )
+        .await?;
         tracing::info!(
             board = %request.board.id,
             pid = ?machine.pid(),

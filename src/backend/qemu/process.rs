@@ -14,6 +14,15 @@ use crate::boards::{ExitMechanism, QemuSection};
 /// Unix socket paths are limited to 108 bytes (including the terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// Semihosting answered by the GDB gateway, never by QEMU on the host.
+pub const SEMIHOSTING_CONFIG: &str = "enable=on,target=gdb,arg=firmware";
+
+/// True when the board's guest calls semihosting, which then needs the gateway
+/// attached from the first instruction on.
+pub fn uses_semihosting(qemu: &QemuSection) -> bool {
+    qemu.exit == ExitMechanism::Semihosting
+}
+
 /// How QEMU records execution for coverage.
 #[derive(Debug, Clone)]
 pub enum Trace {
@@ -75,11 +84,13 @@ pub fn arguments(
         "-serial",
         "chardev:console",
     ]);
-    if qemu.exit == ExitMechanism::Semihosting {
-        push(&[
-            "-semihosting-config",
-            "enable=on,target=native,chardev=console",
-        ]);
+    if uses_semihosting(qemu) {
+        // Never `target=native`: QEMU would run the guest's file and system calls on
+        // this host. With `target=gdb` they come to the gateway as File-I/O requests
+        // (crates/gateway/src/semihosting.rs); exit, clock, heap info and the command
+        // line stay QEMU's own, and `arg=` keeps the command line from naming the
+        // program's host path.
+        push(&["-semihosting-config", SEMIHOSTING_CONFIG]);
     }
     push(&[
         "-qmp",
@@ -170,7 +181,8 @@ mod tests {
         .collect();
         let joined = args.join(" ");
         assert!(joined.starts_with("-M mps2-an385 -nodefaults"), "{joined}");
-        assert!(joined.contains("-semihosting-config enable=on,target=native,chardev=console"));
+        assert!(joined.contains("-semihosting-config enable=on,target=gdb,arg=firmware"));
+        assert!(!joined.contains("target=native"));
         assert!(joined.contains("-qmp unix:/run/x/qmp.sock,server=on,wait=off"));
         assert!(joined.contains("path=/run/x/gdb.sock"));
         assert!(

@@ -240,6 +240,20 @@ impl Mux {
             // A client's step halts in moments: resume after it.
             Link::Ready if matches!(self.run, Run::Running { step: true, .. }) => return,
             Link::Ready if self.run != Run::Halted => Resumed::AlreadyRunning,
+            Link::Ready
+                if self.clients.is_empty()
+                    && !self.breakpoints.held_by(Owner::Api)
+                    && self.config.hold_link =>
+            {
+                // What `D` would do, keeping the link: the run is nobody's, so the
+                // API holds no stop that ends it.
+                tracing::info!(
+                    "API resume with no client attached: the VM resumes; the link stays"
+                );
+                self.start_resume(false);
+                self.send_upstream(b"c", Expect::Resume, Purpose::Resume);
+                Resumed::ThroughStub
+            }
             Link::Ready if self.clients.is_empty() && !self.breakpoints.held_by(Owner::Api) => {
                 tracing::info!("API resume with no client attached: detaching, the VM resumes");
                 self.link = Link::Detaching;

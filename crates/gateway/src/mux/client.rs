@@ -94,6 +94,18 @@ impl Mux {
                 deferred: Vec::new(),
             },
         );
+        // A stub pauses the VM when a debugger connects, and GDB expects a halted
+        // target on attach. A held link makes no new connection, so when the run is
+        // nobody's (no other client waits for its stop) the gateway halts it instead.
+        let run_is_a_clients = self.clients.values().any(ClientState::is_waiting_for_stop);
+        if self.config.hold_link
+            && matches!(self.link, Link::Ready)
+            && matches!(self.run, Run::Running { .. })
+            && !run_is_a_clients
+        {
+            tracing::info!("halting the target for the new client, as a stub's connect would");
+            self.interrupt();
+        }
     }
 
     pub(crate) fn client_bytes(&mut self, client: ClientId, bytes: &[u8]) {
@@ -158,6 +170,12 @@ impl Mux {
             return;
         }
         self.interrupt_range();
+        if let Some(call) = &mut self.file_io {
+            // A 0x03 now would reach a stub that waits for the File-I/O
+            // reply: the reply carries the interrupt (`fileio.rs`).
+            call.interrupted = true;
+            return;
+        }
         if let Run::Running {
             interrupt_sent: false,
             step,
@@ -329,6 +347,18 @@ impl Mux {
             Link::Down | Link::Detaching => return false,
         }
         match self.run {
+            Run::Halted if self.config.hold_link => {
+                // File-I/O needs the link: resume as `D` would, stay attached.
+                self.flush_pending_removals();
+                tracing::info!("last client gone: the VM resumes; the link stays");
+                self.start_resume(false);
+                self.send_upstream(
+                    b"c",
+                    super::upstream::Expect::Resume,
+                    super::upstream::Purpose::Resume,
+                );
+                false
+            }
             Run::Halted => {
                 self.flush_pending_removals();
                 tracing::info!("last client gone: detaching, the VM resumes");
@@ -346,6 +376,9 @@ impl Mux {
                 // within moments, and a link closed then would leave the VM
                 // paused: detach at that stop.
                 self.teardown_after_stop = true;
+                false
+            }
+            Run::Running { .. } if self.pending_removals.is_empty() && self.config.hold_link => {
                 false
             }
             Run::Running { .. } if self.pending_removals.is_empty() => {

@@ -5,16 +5,19 @@
 //! 1. Answered by the gateway alone, connected or not: `QStartNoAckMode`,
 //!    `vMustReplyEmpty`, `qAttached` (always `1`, so GDB detaches rather
 //!    than kills on quit), `H` with "any"/"all", `D`, `k`, `vKill`,
-//!    `qXfer:memory-map:read`, `monitor virserver ...`, and malformed
-//!    packets (`E16`: a packet the codec cannot parse is never forwarded).
+//!    `qXfer:memory-map:read`, `monitor virserver ...` and the refused
+//!    monitor commands (`monitor.rs`), malformed packets (`E16`: a packet
+//!    the codec cannot parse is never forwarded), and every packet outside
+//!    the allow-list of the [mux doc](super) (empty reply: "not supported").
 //! 2. Needing the probed link but not a halted target: `qSupported` (the
 //!    stub's features, rewritten), target.xml from cache, `vCont?` once
 //!    known, `bs`/`bc` refused unless the stub offers reverse execution, and
 //!    resumes (`c`, `s`, `C`, `S`, `vCont`), which join a run in progress.
 //! 3. Everything else goes to the stub, so it waits while the target runs:
 //!    `?` (answered from the last stop reply), reads through the cache,
-//!    writes (which invalidate it), breakpoints (reference counted), monitor
-//!    commands, and unknown packets, forwarded verbatim.
+//!    writes (which invalidate it), breakpoints (reference counted), the
+//!    allowed monitor commands, and the allowed packets the codec has no
+//!    family for (`qOffsets`, `qSymbol`, ...), forwarded verbatim.
 
 use virserver_rsp::packets::{FeatureSupport, XferReply};
 use virserver_rsp::{Command, Packet, ThreadId};
@@ -22,9 +25,37 @@ use virserver_rsp::{Command, Packet, ThreadId};
 use super::client::ClientWait;
 use super::upstream::{AfterReply, Expect, Purpose};
 use super::{ClientId, Mux, Owner, Run};
+use crate::hexdump;
 
 /// `E16` (EINVAL), the answer to a packet that cannot be parsed.
 const MALFORMED: &[u8] = b"E16";
+
+/// The `qXfer` objects forwarded to the stub (`memory-map` is the
+/// gateway's own); the others name host files and processes (`exec-file`,
+/// `auxv`, `libraries`, `osdata`, ...).
+const FORWARDED_XFER_OBJECTS: &[&str] = &["features", "threads"];
+
+/// The packets with no family in the codec ([`Command::Other`]) that are
+/// forwarded, by name (up to the first `:`, `,` or `;`): read-only queries
+/// GDB makes of the target.
+const FORWARDED_QUERIES: &[&str] = &["qOffsets", "qSymbol", "qThreadExtraInfo", "qCRC"];
+
+/// QEMU's own queries (`qqemu.Supported`, `qqemu.sstepbits`, ...) are
+/// forwarded too; their `Q` forms are not.
+const QEMU_QUERY_PREFIX: &[u8] = b"qqemu.";
+
+/// True when a [`Command::Other`] payload may reach the stub.
+fn forwardable(payload: &[u8]) -> bool {
+    let name_end = payload
+        .iter()
+        .position(|&byte| matches!(byte, b':' | b',' | b';'))
+        .unwrap_or(payload.len());
+    let name = &payload[..name_end];
+    name.starts_with(QEMU_QUERY_PREFIX)
+        || FORWARDED_QUERIES
+            .iter()
+            .any(|query| query.as_bytes() == name)
+}
 
 impl Mux {
     /// Handles one client packet. Returns it back when it must wait (link
@@ -108,9 +139,24 @@ impl Mux {
                 }
             }
             Command::MonitorCommand { command } => return self.local_monitor(client, command),
+            Command::XferRead(read) if !FORWARDED_XFER_OBJECTS.contains(&read.object.as_str()) => {
+                self.refuse_packet(client, command)
+            }
+            Command::Other(payload) if !forwardable(payload) => self.refuse_packet(client, command),
             _ => return false,
         }
         true
+    }
+
+    /// A packet outside the allow-list: the empty reply ("not supported"),
+    /// and nothing upstream.
+    fn refuse_packet(&mut self, client: ClientId, command: &Command) {
+        tracing::debug!(
+            client = client.0,
+            packet = %hexdump(&command.to_payload()),
+            "not forwarded: outside the allow-list"
+        );
+        self.send_client(client, b"");
     }
 
     /// Group 2. True when handled.

@@ -32,12 +32,50 @@
 //!   (`breakpoints.rs`); the API is one more client (`api.rs`); the
 //!   gateway's own monitor commands live in `monitor.rs`; range stepping
 //!   for stubs without it in `range.rs`.
+//! - The stub's File-I/O requests (semihosting with `target=gdb`) are
+//!   answered by the gateway, never by a client (`fileio.rs`); with
+//!   [`MuxConfig::hold_link`] the link then lasts as long as the emulator.
+//!
+//! # What a client may reach
+//!
+//! The stub lives in the emulator process, and some of what stubs accept
+//! acts on the host: QEMU's monitor (`migrate "exec:CMD"` runs CMD, `quit`,
+//! host files), and in stubs that implement them host files (`vFile`),
+//! processes (`vRun`, `vAttach`) and their environment. GDB clients are not
+//! trusted with the host, so a client packet reaches the stub only when it
+//! is on this allow-list (`commands.rs`, `monitor.rs`); anything else is
+//! answered by the gateway and never forwarded.
+//!
+//! | forwarded | what for |
+//! | --- | --- |
+//! | `?` `g` `G` `p` `P` `m` `M` `X` `Z` `z` `H` `T` | the target's registers, memory, breakpoints, threads |
+//! | `c` `s` `C` `S` `vCont` `vCont?` | resumes (`vCont;r` runs in the gateway) |
+//! | `bs` `bc` | only when the stub offers reverse execution |
+//! | `qSupported`, `qXfer:features:read` | read by the probe, then served from its copy |
+//! | `qXfer:threads:read` `qC` `qfThreadInfo` `qsThreadInfo` `qThreadExtraInfo` | the thread list |
+//! | `qOffsets` `qSymbol` `qTStatus` `qCRC` | what GDB asks at connect, and `compare-sections` |
+//! | `qqemu.*` | QEMU's own queries (`qemu.Supported`, `qemu.sstepbits`, `qemu.sstep`, `qemu.PhyMemMode`) |
+//! | `qRcmd` (`monitor`) | only the allowed commands, each sent as the gateway's own fixed HMP text (`monitor.rs`) |
+//!
+//! | never forwarded | reply | why |
+//! | --- | --- | --- |
+//! | `qRcmd` outside the monitor allow-list | `O` note, `E01` | HMP reaches the host; forwarded as typed only with [`MuxConfig::raw_monitor`] |
+//! | `qRcmd` not hex or not UTF-8, `QRcmd` | `E16`, empty | nothing the gateway could check |
+//! | `vFile:*` | empty | file I/O on the stub's host (QEMU's user mode has it) |
+//! | `qXfer` of any other object (`exec-file`, `auxv`, `libraries`, `osdata`, `siginfo`, ...) and every `qXfer` write | empty | host files and processes |
+//! | `vRun`, `R`, `!`, `vAttach`, `A` | empty | start, restart or attach a process (`!` asks for extended mode; GDB ignores the reply) |
+//! | `QSetWorkingDir`, `QEnvironment*`, `QStartupWithShell`, `QDisableRandomization` | empty | how a started process would run on the host |
+//! | `F` | empty | File-I/O replies are the gateway's own (`fileio.rs`); one from a client would resume the VM behind it |
+//! | `Qqemu.*` | empty | would change how the stub steps and addresses memory for every client, behind the gateway's cache |
+//! | `D` `k` `vKill` `qAttached` `QStartNoAckMode` `vMustReplyEmpty` `qXfer:memory-map:read` | the gateway's own answer | `commands.rs` |
+//! | anything else | empty | "not supported", as QEMU's own stub answers what it lacks |
 
 mod api;
 mod breakpoints;
 mod cache;
 mod client;
 mod commands;
+mod fileio;
 mod monitor;
 mod probe;
 mod range;
@@ -63,10 +101,13 @@ use api::ApiState;
 use breakpoints::BreakpointTable;
 use cache::Cache;
 use client::ClientState;
+use fileio::FileIo;
 use probe::Probe;
 use range::RangeStep;
 use reads::Reads;
 use upstream::InFlight;
+
+pub use fileio::{HostCall, HostReply, MAX_GUEST_READ};
 
 /// The gateway's number for one GDB client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,6 +160,8 @@ pub enum Input {
     /// The server changed the VM behind the stub's back (QMP cont, stop,
     /// system_reset, loadvm): every cached register and memory byte is stale.
     Invalidate,
+    /// The answer to [`Action::HostCall`].
+    HostCallDone(HostReply),
 }
 
 /// Something the I/O layer must do, pulled with [`Mux::next_action`].
@@ -152,6 +195,9 @@ pub enum Action {
     },
     /// A stop reply was seen: broadcast it.
     Stopped(StopEvent),
+    /// Carry out the guest's File-I/O call (semihosting) under the host's
+    /// policy and answer with [`Input::HostCallDone`] (`fileio.rs`).
+    HostCall(HostCall),
 }
 
 /// How the mux behaves.
@@ -166,6 +212,17 @@ pub struct MuxConfig {
     /// How many complete packets a client may queue before it is
     /// disconnected as flooding.
     pub max_queued_packets: usize,
+    /// Keep the stub's link for the emulator's life: where `D` would end it
+    /// (the last client left, the API resumed with nobody attached) the
+    /// gateway resumes the target with `c` instead and stays attached.
+    /// Needed when the stub sends File-I/O requests (semihosting answered
+    /// by the gateway): QEMU drops them silently while nobody is attached.
+    pub hold_link: bool,
+    /// Forward `monitor` commands outside the gateway's allow-list to
+    /// QEMU's monitor (HMP) as typed. HMP reaches the host (`migrate
+    /// "exec:CMD"` runs CMD there), so only for clients trusted with it
+    /// (`monitor.rs`).
+    pub raw_monitor: bool,
 }
 
 impl Default for MuxConfig {
@@ -175,6 +232,8 @@ impl Default for MuxConfig {
             cache: true,
             client_packet_size: 0x20000,
             max_queued_packets: 64,
+            hold_link: false,
+            raw_monitor: false,
         }
     }
 }
@@ -272,6 +331,8 @@ pub struct Mux {
     last_sp: Option<u64>,
     /// A `vCont;r` the gateway runs itself (`range.rs`).
     range: Option<RangeStep>,
+    /// The File-I/O request being answered (`fileio.rs`).
+    file_io: Option<FileIo>,
     actions: VecDeque<Action>,
 }
 
@@ -297,6 +358,7 @@ impl Mux {
             next_gateway_job: 0,
             last_sp: None,
             range: None,
+            file_io: None,
             actions: VecDeque::new(),
         }
     }
@@ -316,6 +378,7 @@ impl Mux {
             Input::UpstreamBytes(bytes) => self.upstream_bytes(&bytes),
             Input::Api { request, call } => self.api_call(request, call),
             Input::Invalidate => self.cache.invalidate(),
+            Input::HostCallDone(reply) => self.host_call_done(reply),
         }
     }
 
@@ -416,6 +479,7 @@ impl Mux {
         self.pending_removals.clear();
         self.teardown_after_stop = false;
         self.range = None;
+        self.file_io = None;
         for client in self.clients.values_mut() {
             client.forget_breakpoints_and_threads();
         }
@@ -427,7 +491,12 @@ impl Mux {
         if matches!(self.link, Link::Down) {
             return;
         }
-        tracing::warn!(reason, "upstream link lost; closing every client");
+        if self.clients.is_empty() {
+            // With nobody attached this is how a held link ends: the emulator exited.
+            tracing::debug!(reason, "upstream link closed");
+        } else {
+            tracing::warn!(reason, "upstream link lost; closing every client");
+        }
         let detaching = matches!(self.link, Link::Detaching);
         self.reset_link_state();
         self.fail_api(DebugError::Upstream(reason.to_owned()));

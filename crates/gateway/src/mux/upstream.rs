@@ -202,6 +202,16 @@ impl Mux {
                 return;
             }
         };
+        if self.file_io_reply(&payload) {
+            return;
+        }
+        let waits_for_stop = self
+            .in_flight
+            .front()
+            .is_none_or(|front| front.expect == Expect::Resume);
+        if waits_for_stop && self.take_file_io(&payload) {
+            return;
+        }
         let Some(front) = self.in_flight.front() else {
             self.unexpected_packet(&payload, packet.raw());
             return;

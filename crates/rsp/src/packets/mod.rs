@@ -30,6 +30,7 @@
 //! | `_qSupported.rs` | `qSupported` request and reply features |
 //! | `_qXfer.rs` | `qXfer:object:read` and its `m`/`l` replies |
 //! | `_qRcmd.rs` | `qRcmd` and `O` console output |
+//! | `_F.rs` | `F` File-I/O requests of the stub (semihosting) and their reply |
 //! | `stop_reply.rs` | `S` `T` `W` `X` `O` `N` stop replies |
 //! | `reply.rs` | `OK`, `Exx`, `E.text`, empty |
 //! | `thread_id.rs` | thread ids, shared by several families |
@@ -42,6 +43,7 @@
 #![allow(non_snake_case)]
 
 mod _D;
+mod _F;
 mod _H;
 mod _Z;
 mod _c;
@@ -58,6 +60,10 @@ mod stop_reply;
 mod thread_id;
 
 pub use _D::{parse_attached_reply, write_attached_reply};
+pub use _F::{
+    FileIoRequest, FileStat, GuestBuffer, STAT_SIZE, TIMEVAL_SIZE, errno, open_flags,
+    timeval_bytes, write_file_io_reply,
+};
 pub use _H::ThreadOperation;
 pub use _Z::{Breakpoint, BreakpointType};
 pub use _g::parse_register_reply;

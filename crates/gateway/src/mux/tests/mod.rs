@@ -12,7 +12,9 @@ use virserver_rsp::{Decoder, Event, encode_packet};
 
 use super::*;
 
+mod file_io;
 mod forwarding;
+mod host_effects;
 mod random;
 mod session;
 use crate::debug_api::ApiCall;
@@ -39,6 +41,8 @@ pub(super) enum Step {
     Api(u64, ApiCall),
     /// The server's invalidate().
     Invalidate,
+    /// The I/O layer's answer to a host call.
+    HostDone(HostReply),
 }
 
 /// `"$g + ^C $OK"` as bytes: `$payload` tokens framed with checksums, `+`,
@@ -94,6 +98,7 @@ fn render_action(decoders: &mut HashMap<u64, Decoder>, action: Action) -> String
         Action::CloseClient { client } => format!("close {}", client.0),
         Action::ApiReply { request, result } => format!("api {}: {result:?}", request.0),
         Action::Stopped(event) => format!("stop {:?} pc={:?}", event.reason, event.pc),
+        Action::HostCall(call) => format!("host: {call:?}"),
     }
 }
 
@@ -130,6 +135,7 @@ fn feed(mux: &mut Mux, step: Step) {
             call,
         },
         Step::Invalidate => Input::Invalidate,
+        Step::HostDone(reply) => Input::HostCallDone(reply),
     };
     mux.handle(input);
 }

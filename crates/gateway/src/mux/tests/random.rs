@@ -1,7 +1,8 @@
 //! The mux fed long random mixes of well-formed and broken inputs (clients
 //! coming and going, packets of every family, interrupts, junk, stub replies
-//! and stops, API calls, a lost link): it must never panic, and whatever
-//! it sends upstream must be framed packets or a lone 0x03.
+//! and stops, API calls, a lost link): it must never panic, whatever it
+//! sends upstream must be framed packets or a lone 0x03, and no packet
+//! outside the allow-list may be among them.
 
 use virserver_rsp::{Decoder, Event};
 
@@ -50,6 +51,11 @@ const CLIENT: &[&str] = &[
     "$qRcmd,68616c74",
     "$qRcmd,636f6e74",
     "$qRcmd,7669727365727665722073746174757320",
+    // Never forwarded: `monitor quit`, host files, a process.
+    "$qRcmd,71756974",
+    "$vFile:open:2f6574632f706173737764,0,0",
+    "$vRun;",
+    "$qXfer:exec-file:read:1:0,fff",
     "$QStartNoAckMode",
     "$bs",
     "$bc",
@@ -59,6 +65,9 @@ const CLIENT: &[&str] = &[
     "-",
     "^C",
 ];
+
+/// Prefixes of the refused packets in [`CLIENT`].
+const NEVER_UPSTREAM: &[&[u8]] = &[b"qRcmd,71756974", b"vFile", b"vRun", b"qXfer:exec-file"];
 
 const STUB: &[&str] = &[
     "$OK",
@@ -126,6 +135,16 @@ fn random_inputs_never_panic_and_only_frames_go_upstream() {
                             "seed {seed}, step {step}: {event:?} in {}",
                             bytes.escape_ascii()
                         );
+                        if let Event::Packet(packet) = event {
+                            let payload = packet.raw();
+                            assert!(
+                                !NEVER_UPSTREAM
+                                    .iter()
+                                    .any(|refused| payload.starts_with(refused)),
+                                "seed {seed}, step {step}: {} went upstream",
+                                payload.escape_ascii()
+                            );
+                        }
                     }
                     assert!(decoder.is_between_frames(), "seed {seed}, step {step}");
                 }
