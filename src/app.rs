@@ -40,7 +40,7 @@ impl App {
             "board templates loaded"
         );
         let catalog = Arc::new(Catalog::new(loaded, store.clone()));
-        let backends = Backends::probe(config.trace_plugin.clone()).await;
+        let backends = Backends::probe(config.trace_plugin.clone(), config.confinement).await;
         for backend in backends.all() {
             let availability = backend.availability();
             tracing::info!(

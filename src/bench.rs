@@ -6,6 +6,8 @@
 //!   console broadcast out) against a bare `qemu-system-*` start of the same ELF.
 //! - `jobs`: jobs per second through the embedded queue against a bare shell loop of
 //!   the same QEMU command.
+//! - `semihosting`: a firmware's semihosting console writes answered by the gateway
+//!   against bare QEMU answering them on the host.
 //! - `rsp`: the gateway's forwarding, stepping and large reads against QEMU's stub
 //!   direct and a bare socat relay (the work is in `virserver_gateway::bench`).
 
@@ -372,4 +374,131 @@ fn summary(reports: &[virserver_gateway::bench::BenchReport]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SemihostingBench {
+    /// A firmware that makes `--writes` semihosting console writes, then exits 0.
+    #[arg(long, default_value = "examples/firmware/bin/semihost-mps2-an385.elf")]
+    pub elf: PathBuf,
+    /// How many console writes the firmware makes.
+    #[arg(long, default_value_t = 1000)]
+    pub writes: u32,
+    /// Runs per side.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    #[arg(long, default_value = "boards")]
+    pub boards_dir: PathBuf,
+}
+
+/// The cost of answering semihosting in the gateway: power-on to exit of a firmware
+/// that makes many console writes, through the server (each write a File-I/O round
+/// trip to the gateway while the VM waits) against bare QEMU answering them itself
+/// (`target=native`, what the server must not do with untrusted firmware).
+pub async fn semihosting(options: SemihostingBench) -> anyhow::Result<()> {
+    if options.runs == 0 || options.writes == 0 {
+        bail!("--runs and --writes must be at least 1");
+    }
+    let elf = std::fs::read(&options.elf)
+        .with_context(|| format!("reading {}", options.elf.display()))?;
+    let data_dir =
+        std::env::temp_dir().join(format!("virserver-bench-semi-{}", std::process::id()));
+    let mut config = Config {
+        data_dir: data_dir.clone(),
+        boards_dir: options.boards_dir.clone(),
+        ..Config::default()
+    };
+    config.prepare_data_dir()?;
+    let app = App::start(config).await?;
+    let board = app.catalog.board("mps2-an385").await?.board;
+    let qemu = board
+        .backends
+        .qemu
+        .clone()
+        .context("the board has no QEMU section")?;
+    let session = app
+        .sessions
+        .create("bench", BackendKind::Qemu, &board.id, None)
+        .await?;
+    app.sessions
+        .upload_program(&session.id, "bench.elf", &elf)
+        .await?;
+
+    let mut bare = Vec::new();
+    let mut gateway = Vec::new();
+    for run in 0..options.runs {
+        let started = Instant::now();
+        let status = tokio::process::Command::new(&qemu.binary)
+            .args(["-M", &qemu.machine, "-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-kernel")
+            .arg(&options.elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .status()
+            .await
+            .with_context(|| format!("starting {}", qemu.binary))?;
+        if !status.success() {
+            bail!("bare QEMU failed: {status}");
+        }
+        bare.push(started.elapsed());
+
+        let mut events = app.sessions.subscribe_events(&session.id).await?;
+        let started = Instant::now();
+        app.sessions
+            .power(&session.id, crate::sessions::PowerAction::On, false)
+            .await?;
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+                .await
+                .context("the program did not exit within 60 s")??;
+            match event.kind {
+                EventKind::Exited if event.exit_code == Some(0) => break,
+                EventKind::Exited | EventKind::Crashed => {
+                    bail!("the program ended badly: {:?}", event.message)
+                }
+                _ => {}
+            }
+        }
+        gateway.push(started.elapsed());
+        let console = app
+            .sessions
+            .uart_text(&session.id)
+            .await?
+            .unwrap_or_default();
+        if !console.contains("semihosting console line") {
+            bail!("the semihosted lines did not reach the console");
+        }
+        eprint!("\rrun {}/{}", run + 1, options.runs);
+    }
+    eprintln!();
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let bare_median = median(&mut bare);
+    let gateway_median = median(&mut gateway);
+    let per_write = (gateway_median.saturating_sub(bare_median)).as_secs_f64() * 1e6
+        / f64::from(options.writes);
+    println!(
+        "power-on to exit of {} ({} semihosting console writes), {} runs each",
+        options.elf.display(),
+        options.writes,
+        options.runs
+    );
+    println!(
+        "  bare {} (target=native)      median {:8.2} ms",
+        qemu.binary,
+        ms(bare_median)
+    );
+    println!(
+        "  virserver (target=gdb, gateway)        median {:8.2} ms",
+        ms(gateway_median)
+    );
+    println!(
+        "  ratio {:.2}x; about {per_write:.1} us more per console write",
+        gateway_median.as_secs_f64() / bare_median.as_secs_f64()
+    );
+    Ok(())
 }

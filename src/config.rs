@@ -3,6 +3,7 @@
 //! `VIRSERVER_*` environment variables and command-line flags (clap reads both; a flag
 //! wins over its variable). Every field has a default that needs no set-up.
 
+use crate::backend::qemu::confine::ConfinementMode;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,8 @@ pub struct Config {
     /// (HMP), which runs host commands: a developer's own machine only, see
     /// [`check_raw_monitor`].
     pub allow_raw_monitor: bool,
+    /// How QEMU processes are confined (seccomp, Landlock, no_new_privs).
+    pub confinement: ConfinementMode,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             trace_plugin: None,
             gdb_listen: std::net::IpAddr::from([127, 0, 0, 1]),
             allow_raw_monitor: false,
+            confinement: ConfinementMode::On,
         }
     }
 }
@@ -126,6 +130,7 @@ pub struct ConfigFile {
     pub trace_plugin: Option<PathBuf>,
     pub gdb_listen: Option<std::net::IpAddr>,
     pub allow_raw_monitor: Option<bool>,
+    pub confinement: Option<ConfinementMode>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -184,6 +189,11 @@ pub struct ConfigOverrides {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_raw_monitor: Option<bool>,
+    /// How QEMU runs confined: `on` (what this host supports, the rest reported),
+    /// `required` (refuse to launch without every confinement), `off` (benchmarks and
+    /// debugging only).
+    #[arg(long, env = "VIRSERVER_CONFINEMENT", value_enum)]
+    pub confinement: Option<ConfinementMode>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -222,6 +232,7 @@ impl Config {
         set_opt(&mut self.trace_plugin, file.trace_plugin);
         set(&mut self.gdb_listen, file.gdb_listen);
         set(&mut self.allow_raw_monitor, file.allow_raw_monitor);
+        set(&mut self.confinement, file.confinement);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -239,6 +250,7 @@ impl Config {
         set_opt(&mut self.trace_plugin, overrides.trace_plugin.clone());
         set(&mut self.gdb_listen, overrides.gdb_listen);
         set(&mut self.allow_raw_monitor, overrides.allow_raw_monitor);
+        set(&mut self.confinement, overrides.confinement);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

@@ -41,6 +41,8 @@ enum BenchCommand {
     Jobs(virserver::bench::JobsBench),
     /// GDB remote protocol through the gateway vs QEMU's stub direct and a socat relay.
     Rsp(virserver::bench::RspBench),
+    /// Semihosting console writes answered by the gateway against bare QEMU's own.
+    Semihosting(virserver::bench::SemihostingBench),
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,6 +82,7 @@ fn main() -> std::process::ExitCode {
                 BenchCommand::Boot(options) => run(virserver::bench::boot(options)),
                 BenchCommand::Jobs(options) => run(virserver::bench::jobs(options)),
                 BenchCommand::Rsp(options) => run(virserver::bench::rsp(options)),
+                BenchCommand::Semihosting(options) => run(virserver::bench::semihosting(options)),
             }
             .map(|()| 0)
         }

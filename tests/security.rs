@@ -11,6 +11,7 @@
 mod common;
 
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -138,6 +139,9 @@ async fn a_session_firmware_cannot_reach_the_host() {
     // The one file the firmware could write is in its session's sandbox; nothing it
     // named with `..` landed anywhere in the data dir.
     let run_dir = data.path().join("run").join(&session);
+    // Its QMP and raw GDB stub sockets are the server's user's alone.
+    let mode = std::fs::metadata(&run_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "run dir mode {mode:o}");
     assert_eq!(
         std::fs::read_to_string(run_dir.join("files/out.txt")).unwrap(),
         "virserver sandbox line\n"
@@ -203,4 +207,50 @@ fn virserver_run_firmware_cannot_reach_the_host() {
         .filter(|path| path.to_string_lossy().contains("escape"))
         .collect();
     assert!(written.is_empty(), "escaped files: {written:?}");
+}
+
+/// A GDB client attached while the firmware makes its host calls: the gateway answers
+/// every File-I/O request itself (a client would run it on *its* host), the client sees
+/// only the run it asked for and the program's exit.
+#[tokio::test]
+async fn an_attached_debugger_never_sees_the_guests_host_calls() {
+    let targets = Targets::lay();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]).await;
+    let session = server.create_session("mps2-an385").await;
+    server.upload(&session, FIRMWARE).await;
+    server.power(&session, "ON", true).await;
+    let gdb_address = server
+        .query(
+            "query($s: ID!) { session(id: $s) { gdbAddress } }",
+            json!({ "s": session }),
+        )
+        .await["session"]["gdbAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let output = tokio::process::Command::new("gdb-multiarch")
+        .args(["-nx", "-batch", "-ex", "set pagination off"])
+        .arg("-ex")
+        .arg(format!("file {}", common::firmware(FIRMWARE).display()))
+        .arg("-ex")
+        .arg(format!("target extended-remote {gdb_address}"))
+        .args(["-ex", "continue"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), output)
+        .await
+        .expect("gdb finished")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("exited with code 07"),
+        "gdb saw the exit:\n{stdout}\n{stderr}"
+    );
+    let ended = server.wait_state(&session, "EXITED").await;
+    assert_eq!(ended["exitCode"], 7);
+    check_console(ended["uartText"].as_str().unwrap());
+    targets.check();
+    server.terminate().await;
 }

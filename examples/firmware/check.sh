@@ -87,6 +87,16 @@ for elf in "$@"; do
                 failed=1
             fi
             ;;
+        semihost-*)
+            # Its 1000 semihosted lines go to QEMU's stderr (target=native).
+            run "$elf" 10 ""
+            expect "$name" 0 "semihost: 1000 lines written${nl}"
+            lines=$(grep -c '^semihosting console line$' "$tmp/err")
+            if [ "$lines" -ne 1000 ]; then
+                echo "FAIL $name ($lines semihosted lines, want 1000)"
+                failed=1
+            fi
+            ;;
         escape-*)
             semihosting=gdb
             run "$elf" 10 ""

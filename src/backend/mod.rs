@@ -96,6 +96,16 @@ pub struct Availability {
     pub binaries: Vec<EmulatorBinary>,
 }
 
+/// One way a backend's emulator processes are kept from the host (seccomp, Landlock...),
+/// as `capabilities` and `virserver doctor` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confinement {
+    pub name: &'static str,
+    pub active: bool,
+    /// What is enforced, or why it is not.
+    pub detail: Option<String>,
+}
+
 /// What a backend supports, derived from its capability accessors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Features {
@@ -110,12 +120,13 @@ pub struct Features {
 pub struct LaunchRequest {
     pub board: BoardTemplate,
     pub program: PathBuf,
-    /// A private directory for this machine's sockets and logs.
+    /// A private directory for this machine's sockets and logs: the only place a confined
+    /// emulator writes.
     pub run_dir: PathBuf,
     /// Keep the CPU at its reset state until resumed.
     pub halted: bool,
-    /// The execution trace for coverage, when wanted. Only backends with the trace
-    /// capability accept it.
+    /// The execution trace for coverage, when wanted, inside `run_dir`. Only backends with
+    /// the trace capability accept it.
     pub trace: Option<TraceRequest>,
 }
 
@@ -220,6 +231,10 @@ pub trait Backend: Send + Sync {
     fn has_gdb_stub(&self) -> bool {
         false
     }
+    /// How its emulator processes are confined; empty for a backend that runs none.
+    fn confinements(&self) -> Vec<Confinement> {
+        Vec::new()
+    }
 
     fn features(&self) -> Features {
         Features {
@@ -251,10 +266,14 @@ pub struct Backends {
 impl Backends {
     /// Probes the host. QEMU is probed for real; Renode and SkyEye are looked up on PATH
     /// and reported as untested adapters; probe-rs needs a build with its feature.
-    /// `trace_plugin` is the hit-count plugin to use, when configured.
-    pub async fn probe(trace_plugin: Option<PathBuf>) -> Self {
+    /// `trace_plugin` is the hit-count plugin to use, when configured; `confinement` how
+    /// much of `qemu::confine` applies.
+    pub async fn probe(
+        trace_plugin: Option<PathBuf>,
+        confinement: qemu::confine::ConfinementMode,
+    ) -> Self {
         let all: Vec<Arc<dyn Backend>> = vec![
-            Arc::new(qemu::QemuBackend::probe(trace_plugin).await),
+            Arc::new(qemu::QemuBackend::probe(trace_plugin, confinement).await),
             Arc::new(UnavailableBackend::renode()),
             Arc::new(UnavailableBackend::skyeye()),
             Arc::new(UnavailableBackend::probe_rs()),

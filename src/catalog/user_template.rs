@@ -24,15 +24,6 @@ pub struct UnsafeTemplate {
     pub reason: String,
 }
 
-/// The emulators a user template may name: looked up among the binaries the QEMU
-/// backend found on PATH, never run as a path.
-const BINARIES: [&str; 4] = [
-    "qemu-system-arm",
-    "qemu-system-aarch64",
-    "qemu-system-riscv32",
-    "qemu-system-riscv64",
-];
-
 /// What a sub-option's value (or an option's bare first item) may be.
 #[derive(Debug, Clone, Copy)]
 enum Value {
@@ -149,13 +140,13 @@ fn refuse(field: impl Into<String>, reason: impl Into<String>) -> UnsafeTemplate
 }
 
 fn check_qemu(qemu: &QemuSection) -> Result<(), UnsafeTemplate> {
-    if !BINARIES.contains(&qemu.binary.as_str()) {
+    if !crate::backend::qemu::BINARIES.contains(&qemu.binary.as_str()) {
         return Err(refuse(
             "backends.qemu.binary",
             format!(
                 "{} is not allowed in a user template: it must be one of {}",
                 quoted(&qemu.binary),
-                BINARIES.join(", ")
+                crate::backend::qemu::BINARIES.join(", ")
             ),
         ));
     }

@@ -86,12 +86,6 @@ enum BusMessage {
 const BUS_CHANNEL: &str = "virserver:jobs";
 pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600;
 
-/// Job ids are UUIDs the server made: any other text (a path, a NUL byte, which
-/// PostgreSQL refuses) names no job and is never sent to the database.
-fn is_job_id(id: &str) -> bool {
-    uuid::Uuid::try_parse(id).is_ok()
-}
-
 pub struct JobServiceConfig {
     pub node: String,
     pub max_concurrent: usize,
@@ -196,7 +190,7 @@ impl JobService {
 
     pub async fn get(&self, id: &str) -> Result<JobRecord, JobError> {
         let not_found = || JobError::NotFound(id.to_owned());
-        if !is_job_id(id) {
+        if !crate::store::is_record_id(id) {
             return Err(not_found());
         }
         self.store.job(id).await?.ok_or_else(not_found)
@@ -209,7 +203,7 @@ impl JobService {
         after: Option<&str>,
     ) -> Result<Vec<JobRecord>, JobError> {
         // A cursor that names no job is ignored, whatever its shape.
-        let after = after.filter(|id| is_job_id(id));
+        let after = after.filter(|id| crate::store::is_record_id(id));
         Ok(self.store.jobs(state, first, after).await?)
     }
 

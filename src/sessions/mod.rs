@@ -278,13 +278,14 @@ impl SessionService {
     // ---- queries ----------------------------------------------------------------------
 
     pub async fn get(&self, id: &str) -> Result<SessionRecord, SessionError> {
-        self.store
-            .session(id)
-            .await?
-            .ok_or_else(|| SessionError::NotFound {
-                what: "session",
-                id: id.to_owned(),
-            })
+        let not_found = || SessionError::NotFound {
+            what: "session",
+            id: id.to_owned(),
+        };
+        if !crate::store::is_record_id(id) {
+            return Err(not_found());
+        }
+        self.store.session(id).await?.ok_or_else(not_found)
     }
 
     pub async fn list(&self) -> Result<Vec<SessionRecord>, SessionError> {
@@ -296,13 +297,14 @@ impl SessionService {
     }
 
     pub async fn program(&self, id: &str) -> Result<ProgramRecord, SessionError> {
-        self.store
-            .program(id)
-            .await?
-            .ok_or_else(|| SessionError::NotFound {
-                what: "program",
-                id: id.to_owned(),
-            })
+        let not_found = || SessionError::NotFound {
+            what: "program",
+            id: id.to_owned(),
+        };
+        if !crate::store::is_record_id(id) {
+            return Err(not_found());
+        }
+        self.store.program(id).await?.ok_or_else(not_found)
     }
 
     pub async fn history(&self, session_id: &str) -> Result<Vec<SessionEvent>, SessionError> {

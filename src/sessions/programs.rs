@@ -35,7 +35,7 @@ impl SessionService {
         let program = ProgramRecord {
             id: uuid::Uuid::new_v4().to_string(),
             session_id: session_id.to_owned(),
-            name: sanitize_name(name),
+            name: crate::programs::display_name(name),
             sha256: summary.sha256,
             entry_point: summary.entry_point as i64,
             arch: summary.arch.as_str().to_owned(),
@@ -166,15 +166,5 @@ impl SessionService {
             self.programs.path_of(&program.sha256),
             run_dir.join(TRACE_FILE),
         ))
-    }
-}
-
-fn sanitize_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    if cleaned.is_empty() {
-        "program.elf".to_owned()
-    } else {
-        cleaned
     }
 }

@@ -189,17 +189,18 @@ async fn next_stop(
     }
 }
 
-/// Broadcasts a debugger stop (not recorded in the history: stepping makes many).
+/// Broadcasts a debugger stop (not recorded in the history: stepping makes many). The
+/// stub's word that the program exited (`W`, `X`) is no halt: the machine's own exit is
+/// recorded as EXITED (a gateway holding the link for semihosting hears every exit).
 async fn announce_stop(runtime: &Runtime, debugger: &Debugger, stop: virserver_gateway::StopEvent) {
     use virserver_gateway::StopReason;
     let reason = match &stop.reason {
+        StopReason::Exited(_) | StopReason::Terminated(_) => return,
         StopReason::Breakpoint => "breakpoint".to_owned(),
         StopReason::Step => "step".to_owned(),
         StopReason::Watchpoint { kind, addr } => format!("{kind} 0x{addr:x}"),
         StopReason::Interrupted => "interrupt".to_owned(),
         StopReason::Signal(signal) => format!("signal {signal}"),
-        StopReason::Exited(code) => format!("exited {code}"),
-        StopReason::Terminated(signal) => format!("terminated {signal}"),
     };
     let position = match stop.pc {
         Some(pc) => debugger.describe(pc).await,

@@ -43,6 +43,13 @@ fn query(operation: &'static str) -> impl FnOnce(sea_orm::DbErr) -> StoreError {
     move |error| StoreError::Query { operation, error }
 }
 
+/// Record ids (sessions, programs, jobs) are UUIDs the server made: any other text (a
+/// path, a NUL byte, which PostgreSQL refuses) names no record, and callers answer
+/// NOT_FOUND without asking the database.
+pub fn is_record_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok()
+}
+
 /// A change of a session's state, written with its history row in one transaction.
 #[derive(Debug, Clone)]
 pub struct StateChange {

@@ -1,13 +1,16 @@
 //! The QEMU backend: probes the installed `qemu-system-*` binaries (their versions
 //! differ between hosts: 7.2 and 10.x behave differently in places, so nothing is
 //! assumed), and runs one QEMU process per powered session with QMP and the GDB stub
-//! on private unix sockets in the session's run dir.
+//! on private unix sockets in the session's run dir, confined (`confine`) so that
+//! neither the firmware nor a board's arguments reach the host.
 
+pub mod confine;
 mod machine;
 mod process;
 pub mod qmp;
 mod qmp_client;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,13 +19,13 @@ use tokio::sync::mpsc;
 
 use super::unavailable::find_on_path;
 use super::{
-    Availability, Backend, BackendError, BackendKind, Collector, EmulatorBinary, LaunchRequest,
-    Machine, MachineEvent, TraceCapability,
+    Availability, Backend, BackendError, BackendKind, Collector, Confinement, EmulatorBinary,
+    LaunchRequest, Machine, MachineEvent, TraceCapability,
 };
 use crate::boards::BoardTemplate;
 
 /// The binaries the board templates can name.
-const BINARIES: [&str; 4] = [
+pub(crate) const BINARIES: [&str; 4] = [
     "qemu-system-arm",
     "qemu-system-aarch64",
     "qemu-system-riscv32",
@@ -33,6 +36,8 @@ pub struct QemuBackend {
     availability: Availability,
     /// The hit-count TCG plugin, or why there is none.
     trace_plugin: Result<PathBuf, String>,
+    /// What confinement each binary gets on this host.
+    confinement: confine::HostConfinement,
 }
 
 /// The plugin's file name as cargo builds it (crates/qemu-trace-plugin).
@@ -66,7 +71,10 @@ fn find_trace_plugin(configured: Option<PathBuf>) -> Result<PathBuf, String> {
 }
 
 impl QemuBackend {
-    pub async fn probe(trace_plugin: Option<PathBuf>) -> Self {
+    pub async fn probe(
+        trace_plugin: Option<PathBuf>,
+        confinement: confine::ConfinementMode,
+    ) -> Self {
         let mut binaries = Vec::new();
         for name in BINARIES {
             let Some(path) = find_on_path(name) else {
@@ -90,6 +98,7 @@ impl QemuBackend {
             (false, false) => Some(format!("not installed: {}", missing.join(", "))),
             (false, true) => None,
         };
+        let confinement = confine::HostConfinement::probe(confinement, &binaries).await;
         Self {
             availability: Availability {
                 available: !binaries.is_empty(),
@@ -97,6 +106,7 @@ impl QemuBackend {
                 binaries,
             },
             trace_plugin: find_trace_plugin(trace_plugin),
+            confinement,
         }
     }
 
@@ -145,6 +155,10 @@ impl Backend for QemuBackend {
         Some(self)
     }
 
+    fn confinements(&self) -> Vec<Confinement> {
+        self.confinement.report()
+    }
+
     fn supports_board(&self, board: &BoardTemplate) -> Result<(), BackendError> {
         let qemu = board
             .backends
@@ -176,6 +190,10 @@ impl Backend for QemuBackend {
             .ok_or(BackendError::Gone)?;
         let binary = self.binary(&qemu.binary).ok_or(BackendError::Gone)?;
         tokio::fs::create_dir_all(&request.run_dir).await?;
+        // QMP and the raw GDB stub live here: only the server's user may reach them
+        // (GDB clients come through the gateway's allow-list).
+        tokio::fs::set_permissions(&request.run_dir, std::fs::Permissions::from_mode(0o700))
+            .await?;
         let paths = process::RunPaths::new(&request.run_dir)?;
         for stale in [&paths.qmp, &paths.gdb] {
             let _ = tokio::fs::remove_file(stale).await;
@@ -197,10 +215,32 @@ impl Backend for QemuBackend {
             Some(trace) => Some(process::Trace::InAsm(trace.path.clone())),
             None => None,
         };
-        let args = process::arguments(&qemu, &request.program, &paths, trace.as_ref());
-        tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
         let started = Instant::now();
-        let child = process::spawn(&binary, &args, &request.run_dir)?;
+        let (plugin, trace_out) = match &trace {
+            Some(process::Trace::InAsm(log)) => (None, Some(log.as_path())),
+            Some(process::Trace::Plugin { plugin, out }) => {
+                (Some(plugin.as_path()), Some(out.as_path()))
+            }
+            None => (None, None),
+        };
+        let confinement = self.confinement.prepare(
+            &qemu.binary,
+            &confine::LaunchFiles {
+                program: &request.program,
+                run_dir: &request.run_dir,
+                plugin,
+                trace: trace_out,
+            },
+        )?;
+        let args = process::arguments(
+            &qemu,
+            &request.program,
+            &paths,
+            trace.as_ref(),
+            &confinement,
+        );
+        tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
+        let child = process::spawn(&binary, &args, &request.run_dir, confinement)?;
         let (machine, events) = machine::QemuMachine::start(
             child,
             paths,

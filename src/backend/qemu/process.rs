@@ -8,6 +8,7 @@ use std::process::Stdio;
 
 use tokio::process::{Child, Command};
 
+use super::confine::Prepared;
 use crate::backend::BackendError;
 use crate::boards::{ExitMechanism, QemuSection};
 
@@ -65,9 +66,11 @@ pub fn arguments(
     program: &Path,
     paths: &RunPaths,
     trace: Option<&Trace>,
+    confinement: &Prepared,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&confinement.arguments());
     push(&["-M", &qemu.machine]);
     if let Some(cpu) = &qemu.cpu {
         push(&["-cpu", cpu]);
@@ -126,8 +129,15 @@ pub fn arguments(
     args
 }
 
-/// Starts the emulator with piped stdio.
-pub fn spawn(binary: &Path, args: &[OsString], run_dir: &Path) -> Result<Child, BackendError> {
+/// Starts the emulator with piped stdio, confined before exec as `confinement` says.
+/// Dropping `confinement` once spawned closes the Landlock ruleset fd in this process.
+pub fn spawn(
+    binary: &Path,
+    args: &[OsString],
+    run_dir: &Path,
+    confinement: Prepared,
+) -> Result<Child, BackendError> {
+    let in_child = confinement.in_child();
     let mut command = Command::new(binary);
     command
         .args(args)
@@ -138,7 +148,7 @@ pub fn spawn(binary: &Path, args: &[OsString], run_dir: &Path) -> Result<Child, 
         .kill_on_drop(true);
     // SAFETY: the closure only calls async-signal-safe libc functions between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             // Die with the server thread that started us. Tokio spawns from its long-lived
             // worker threads, so "thread" and "server" coincide here.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -148,12 +158,14 @@ pub fn spawn(binary: &Path, args: &[OsString], run_dir: &Path) -> Result<Child, 
             if libc::getppid() == 1 {
                 libc::_exit(1);
             }
-            Ok(())
+            in_child.apply()
         });
     }
-    command
+    let child = command
         .spawn()
-        .map_err(|error| BackendError::Launch(format!("cannot run {}: {error}", binary.display())))
+        .map_err(|error| BackendError::Launch(format!("cannot run {}: {error}", binary.display())));
+    drop(confinement);
+    child
 }
 
 #[cfg(test)]
@@ -175,6 +187,7 @@ mod tests {
             Path::new("/p/fw.elf"),
             &paths,
             Some(&Trace::InAsm(PathBuf::from("/run/x/t.log"))),
+            &Prepared::unconfined(),
         )
         .into_iter()
         .map(|a| a.into_string().unwrap())

@@ -11,7 +11,7 @@
 //! 2. [`Action::HostCall`] asks the I/O layer to carry out the call
 //!    (`crate::semihosting`: console writes to the session's log, files in
 //!    the session's sandbox directory, `system` refused) and it answers with
-//!    [`Input::HostCallDone`];
+//!    [`Input::HostCallDone`](super::Input::HostCallDone);
 //! 3. what the call returns into guest memory (bytes read, a `struct stat`)
 //!    is written with `M`, and the `F` reply goes upstream: QEMU completes
 //!    the call and the VM runs on. The stub sends nothing back for it.

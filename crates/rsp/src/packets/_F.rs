@@ -253,6 +253,9 @@ const PACKET: &str = "F";
 fn parse_body(body: &[u8]) -> Result<FileIoRequest, ParseError> {
     let mut fields = body.split(|&byte| byte == b',');
     let name = fields.next().unwrap_or_default();
+    if name.is_empty() {
+        return Err(ParseError::malformed(PACKET, "no call name"));
+    }
     let args: Vec<&[u8]> = fields.collect();
     let want = |count: usize| {
         if args.len() == count {

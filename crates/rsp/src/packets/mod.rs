@@ -3,11 +3,11 @@
 //!
 //! [`Command`] is what a client sends, parsed from a decoded payload by
 //! [`Command::parse`] (or from a framed [`Packet`](crate::frame::Packet) by
-//! [`Command::from_packet`]). Unknown packets become [`Command::Other`]: the
-//! proxy forwards the original packet verbatim. A known mnemonic with
-//! malformed arguments is a [`ParseError`](crate::error::ParseError);
-//! forwarding those verbatim too lets the stub answer as it would have
-//! without a proxy. Every command can also be written back
+//! [`Command::from_packet`]). Unknown packets become [`Command::Other`],
+//! keeping the original bytes, and a known mnemonic with malformed
+//! arguments is a [`ParseError`](crate::error::ParseError): whether either
+//! may reach a stub is the proxy's policy, not the codec's (the gateway
+//! forwards only an allow-list). Every command can also be written back
 //! ([`Command::to_payload`], [`Command::encode`]), which
 //! is how the proxy builds the requests it makes on its own behalf.
 //!
