@@ -17,6 +17,7 @@
 //! - [`config`]: one `Config` from defaults, a TOML file, `VIRSERVER_*` and flags.
 //! - [`app`] and [`server`]: building the services, serving HTTP, graceful shutdown.
 //! - [`bench`]: `virserver bench`, side-by-side measurements against the bare tools.
+//! - [`doctor`]: `virserver doctor`, the host's QEMU binaries and confinements.
 //!
 //! Separate crates hold the protocol and coverage code that does no I/O:
 //! `virserver-rsp` (GDB remote serial protocol) and `virserver-coverage` (traces, DWARF
@@ -31,6 +32,7 @@ pub mod catalog;
 pub mod config;
 pub mod coverage;
 pub mod debugger;
+pub mod doctor;
 pub mod jobs;
 pub mod programs;
 pub mod server;

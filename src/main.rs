@@ -28,6 +28,9 @@ enum Command {
     Submit(virserver::jobs::submit::SubmitCommand),
     /// Line coverage from saved QEMU traces (offline), or merge LCOV files.
     Coverage(virserver::coverage::CoverageCommand),
+    /// What this host gives the server: QEMU binaries and each confinement, active or
+    /// not (exit 1 when one that `--confinement required` needs is missing).
+    Doctor(ConfigOverrides),
     /// Measure against the bare tools, in one run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -63,6 +66,12 @@ fn main() -> std::process::ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|config| run(virserver::server::serve(config)))
                 .map(|()| 0)
+        }
+        Command::Doctor(overrides) => {
+            init_logging("warn");
+            Config::load(&overrides)
+                .map_err(anyhow::Error::from)
+                .and_then(|config| run(async move { Ok(virserver::doctor::doctor(&config).await) }))
         }
         Command::Run(command) => {
             init_logging("warn");

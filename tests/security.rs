@@ -254,3 +254,87 @@ async fn an_attached_debugger_never_sees_the_guests_host_calls() {
     targets.check();
     server.terminate().await;
 }
+
+/// QEMU runs confined (defence in depth behind the gateway's policies): `doctor` names
+/// each confinement, `capabilities` reports the same, and a running emulator has
+/// no_new_privs and a seccomp filter. With `--confinement off` it has neither.
+#[tokio::test]
+async fn qemu_runs_confined_and_doctor_says_so() {
+    let doctor = Command::new(env!("CARGO_BIN_EXE_virserver"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    for name in [
+        "seccomp",
+        "landlock",
+        "no_new_privs",
+        "semihosting",
+        "monitor",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.trim_start().starts_with(name) && line.contains(" active ")),
+            "{name} not active in:\n{text}"
+        );
+    }
+    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    let off = Command::new(env!("CARGO_BIN_EXE_virserver"))
+        .args(["doctor", "--confinement", "off"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        off.status.code(),
+        Some(1),
+        "doctor says when confinement is off"
+    );
+
+    for (flags, confined) in [(&[][..], true), (&["--confinement", "off"][..], false)] {
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start(data.path(), flags).await;
+        let capabilities = server
+            .query(
+                "{ capabilities { backend confinements { name active detail } } }",
+                json!({}),
+            )
+            .await;
+        let qemu = capabilities["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["backend"] == "QEMU")
+            .unwrap()
+            .clone();
+        let seccomp = qemu["confinements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "seccomp")
+            .unwrap_or_else(|| panic!("{qemu}"))
+            .clone();
+        assert_eq!(seccomp["active"], confined, "{seccomp}");
+        let session = server.create_session("mps2-an385").await;
+        server.upload(&session, "ticker-mps2-an385.elf").await;
+        server.power(&session, "ON", false).await;
+        server.wait_uart(&session, "tick 1\n").await;
+        let pid = server.session(&session).await["emulatorPid"]
+            .as_i64()
+            .unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let expected = if confined { ("1", "2") } else { ("0", "0") };
+        assert_eq!(
+            (field("NoNewPrivs:").as_str(), field("Seccomp:").as_str()),
+            expected,
+            "{status}"
+        );
+        server.terminate().await;
+    }
+}

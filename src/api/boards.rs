@@ -218,6 +218,19 @@ pub struct CapabilityObject {
     hit_counts: bool,
     /// Why hit counts are unavailable.
     hit_counts_reason: Option<String>,
+    /// How this backend's emulator processes are kept from the host (seccomp, landlock,
+    /// no_new_privs, semihosting, monitor), as `virserver doctor` prints them.
+    confinements: Vec<ConfinementObject>,
+}
+
+/// One confinement of emulator processes on this host.
+#[derive(SimpleObject)]
+#[graphql(name = "Confinement")]
+pub struct ConfinementObject {
+    name: String,
+    active: bool,
+    /// What is enforced, or why it is not.
+    detail: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -291,6 +304,17 @@ impl BoardQuery {
                     trace: features.trace,
                     hit_counts: hit_counts.is_ok(),
                     hit_counts_reason: hit_counts.err(),
+                    confinements: crate::doctor::report(
+                        backend.confinements(),
+                        app(ctx).config.allow_raw_monitor,
+                    )
+                    .into_iter()
+                    .map(|c| ConfinementObject {
+                        name: c.name.to_owned(),
+                        active: c.active,
+                        detail: c.detail,
+                    })
+                    .collect(),
                 }
             })
             .collect()
