@@ -20,6 +20,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::app::App;
 use crate::backend::BackendKind;
+use crate::backend::qemu::confine::ConfinementMode;
 use crate::config::Config;
 use crate::sessions::{EventKind, next_live};
 
@@ -34,6 +35,9 @@ pub struct BootBench {
     /// Runs per side.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
+    /// Confinement of the server's QEMU processes (compare `on` with `off`).
+    #[arg(long, value_enum, default_value_t = ConfinementMode::On)]
+    pub confinement: ConfinementMode,
     #[arg(long, default_value = "boards")]
     pub boards_dir: PathBuf,
 }
@@ -57,6 +61,7 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
     let mut config = Config {
         data_dir: data_dir.clone(),
         boards_dir: options.boards_dir.clone(),
+        confinement: options.confinement,
         ..Config::default()
     };
     config.prepare_data_dir()?;
@@ -180,6 +185,9 @@ pub struct JobsBench {
     /// Jobs per measurement.
     #[arg(long, default_value_t = 40)]
     pub jobs: usize,
+    /// Confinement of the server's QEMU processes (compare `on` with `off`).
+    #[arg(long, value_enum, default_value_t = ConfinementMode::On)]
+    pub confinement: ConfinementMode,
     #[arg(long, default_value = "boards")]
     pub boards_dir: PathBuf,
 }
@@ -234,6 +242,7 @@ pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
         let mut config = Config {
             data_dir: data_dir.clone(),
             boards_dir: options.boards_dir.clone(),
+            confinement: options.confinement,
             max_concurrent_jobs: workers,
             max_queued_jobs: options.jobs as u64 + 1,
             ..Config::default()
@@ -387,6 +396,9 @@ pub struct SemihostingBench {
     /// Runs per side.
     #[arg(long, default_value_t = 10)]
     pub runs: usize,
+    /// Confinement of the server's QEMU processes (compare `on` with `off`).
+    #[arg(long, value_enum, default_value_t = ConfinementMode::On)]
+    pub confinement: ConfinementMode,
     #[arg(long, default_value = "boards")]
     pub boards_dir: PathBuf,
 }
@@ -406,6 +418,7 @@ pub async fn semihosting(options: SemihostingBench) -> anyhow::Result<()> {
     let mut config = Config {
         data_dir: data_dir.clone(),
         boards_dir: options.boards_dir.clone(),
+        confinement: options.confinement,
         ..Config::default()
     };
     config.prepare_data_dir()?;
