@@ -114,7 +114,12 @@
 //! - Only packets on the mux's allow-list reach the stub, and a client's
 //!   `monitor` text reaches it only with [`GatewayConfig::raw_monitor`].
 //! - The stub is contacted only when a client packet or an API call needs
-//!   it (connecting pauses QEMU's VM).
+//!   it (connecting pauses QEMU's VM). With semihosting
+//!   ([`GatewayConfig::semihosting`]) the server attaches before the guest
+//!   runs and the link is held for the emulator's life: where the detach
+//!   policy says `D`, the gateway resumes with `c` and stays attached, and a
+//!   client that attaches while the run is nobody's halts the target, as a
+//!   stub's connect would.
 //! - A slow client never blocks the stub or another client: per-client
 //!   queues are bounded and a client that cannot keep up is disconnected.
 //! - No panic on peer input: every length and digit is checked by the codec.
