@@ -204,6 +204,95 @@ mod tests {
         );
     }
 
+    /// Landlock applied to a real QEMU: with the rules of a launch it boots the program and
+    /// writes in its run dir, but cannot create a file elsewhere or read a firmware that is
+    /// not the program (each refusal is QEMU failing to start; unconfined, both work).
+    #[tokio::test]
+    async fn a_confined_qemu_reads_and_writes_only_what_its_rules_grant() {
+        use crate::backend::EmulatorBinary;
+        use crate::backend::qemu::confine::{ConfinementMode, HostConfinement, LaunchFiles};
+        if let Err(reason) = crate::backend::qemu::confine::landlock_abi() {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+        let path = crate::backend::unavailable::find_on_path("qemu-system-arm")
+            .expect("qemu-system-arm on PATH");
+        let binary = EmulatorBinary {
+            name: "qemu-system-arm".into(),
+            path: path.clone(),
+            version: String::new(),
+        };
+        let host = HostConfinement::probe(ConfinementMode::On, &[binary]).await;
+        let program = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/firmware/bin/hello-mps2-an385.elf");
+        let run_dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let copy = outside.path().join("copy.elf");
+        std::fs::copy(&program, &copy).unwrap();
+        let run = |log: PathBuf, kernel: PathBuf| {
+            let files = LaunchFiles {
+                program: &program,
+                run_dir: run_dir.path(),
+                plugin: None,
+                trace: None,
+            };
+            let confinement = host.prepare("qemu-system-arm", &files).unwrap();
+            let mut args: Vec<OsString> = confinement
+                .arguments()
+                .into_iter()
+                .map(OsString::from)
+                .collect();
+            for arg in [
+                "-M",
+                "mps2-an385",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-chardev",
+                "stdio,id=c,mux=on,signal=off",
+                "-serial",
+                "chardev:c",
+                "-semihosting-config",
+                "enable=on,target=native,chardev=c",
+                "-d",
+                "guest_errors",
+            ] {
+                args.push(arg.into());
+            }
+            args.extend(["-D".into(), log.into_os_string()]);
+            args.extend(["-kernel".into(), kernel.into_os_string()]);
+            let child = spawn(&path, &args, run_dir.path(), confinement).unwrap();
+            async move {
+                let output = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    child.wait_with_output(),
+                )
+                .await
+                .expect("QEMU did not end within 30 s")
+                .unwrap();
+                let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr);
+                (output.status.success(), text)
+            }
+        };
+
+        let inside = run_dir.path().join("qemu.log");
+        let (ok, text) = run(inside.clone(), program.clone()).await;
+        assert!(ok && text.contains("counting: 1 2 3"), "{text}");
+        assert!(inside.exists());
+
+        let escaped = outside.path().join("escaped.log");
+        let (ok, text) = run(escaped.clone(), program.clone()).await;
+        assert!(!ok && text.contains("Permission denied"), "{text}");
+        assert!(!escaped.exists(), "a confined QEMU created {escaped:?}");
+
+        let (ok, text) = run(run_dir.path().join("second.log"), copy.clone()).await;
+        assert!(
+            !ok && !text.contains("counting"),
+            "a confined QEMU booted {copy:?}: {text}"
+        );
+    }
+
     #[test]
     fn long_run_dir_is_refused_clearly() {
         let long = PathBuf::from(format!("/{}", "d".repeat(120)));
