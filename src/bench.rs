@@ -51,38 +51,78 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
+/// A server of its own in a temporary data dir, with one session holding the ELF: what
+/// `boot` and `semihosting` power on again and again.
+struct BenchSession {
+    app: std::sync::Arc<App>,
+    data_dir: PathBuf,
+    qemu: crate::boards::QemuSection,
+    /// The session's id.
+    session: String,
+}
+
+impl BenchSession {
+    async fn start(
+        name: &str,
+        elf: &Path,
+        board: &str,
+        boards_dir: &Path,
+        confinement: ConfinementMode,
+    ) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+        let data_dir =
+            std::env::temp_dir().join(format!("virserver-bench-{name}-{}", std::process::id()));
+        let mut config = Config {
+            data_dir: data_dir.clone(),
+            boards_dir: boards_dir.to_owned(),
+            confinement,
+            ..Config::default()
+        };
+        config.prepare_data_dir()?;
+        let app = App::start(config).await?;
+        let board = app.catalog.board(board).await?.board;
+        let qemu = board
+            .backends
+            .qemu
+            .clone()
+            .context("the board has no QEMU section")?;
+        let session = app
+            .sessions
+            .create("bench", BackendKind::Qemu, &board.id, None)
+            .await?;
+        app.sessions
+            .upload_program(&session.id, "bench.elf", &bytes)
+            .await?;
+        Ok(Self {
+            app,
+            data_dir,
+            qemu,
+            session: session.id,
+        })
+    }
+}
+
 pub async fn boot(options: BootBench) -> anyhow::Result<()> {
     if options.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let elf = std::fs::read(&options.elf)
-        .with_context(|| format!("reading {}", options.elf.display()))?;
-    let data_dir = std::env::temp_dir().join(format!("virserver-bench-{}", std::process::id()));
-    let mut config = Config {
-        data_dir: data_dir.clone(),
-        boards_dir: options.boards_dir.clone(),
-        confinement: options.confinement,
-        ..Config::default()
-    };
-    config.prepare_data_dir()?;
-    let app = App::start(config).await?;
+    let BenchSession {
+        app,
+        data_dir,
+        qemu,
+        session,
+    } = BenchSession::start(
+        "boot",
+        &options.elf,
+        &options.board,
+        &options.boards_dir,
+        options.confinement,
+    )
+    .await?;
     let schema = crate::api::schema::build(app.clone());
-    let board = app.catalog.board(&options.board).await?.board;
-    let qemu = board
-        .backends
-        .qemu
-        .clone()
-        .context("the board has no QEMU section")?;
-    let session = app
-        .sessions
-        .create("bench", BackendKind::Qemu, &board.id, None)
-        .await?;
-    app.sessions
-        .upload_program(&session.id, "bench.elf", &elf)
-        .await?;
     let power_on = format!(
         "mutation {{ powerSession(id: \"{}\", action: ON) {{ state }} }}",
-        session.id
+        session
     );
 
     let mut bare = Vec::new();
@@ -92,8 +132,8 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
             bare_first_byte(&qemu.binary, &qemu.machine, &qemu.extra_args, &options.elf).await?,
         );
 
-        let (_, mut uart) = app.sessions.subscribe_uart(&session.id).await?;
-        let mut events = app.sessions.subscribe_events(&session.id).await?;
+        let (_, mut uart) = app.sessions.subscribe_uart(&session).await?;
+        let mut events = app.sessions.subscribe_events(&session).await?;
         let started = Instant::now();
         let response = schema.execute(power_on.as_str()).await;
         if !response.errors.is_empty() {
@@ -411,31 +451,19 @@ pub async fn semihosting(options: SemihostingBench) -> anyhow::Result<()> {
     if options.runs == 0 || options.writes == 0 {
         bail!("--runs and --writes must be at least 1");
     }
-    let elf = std::fs::read(&options.elf)
-        .with_context(|| format!("reading {}", options.elf.display()))?;
-    let data_dir =
-        std::env::temp_dir().join(format!("virserver-bench-semi-{}", std::process::id()));
-    let mut config = Config {
-        data_dir: data_dir.clone(),
-        boards_dir: options.boards_dir.clone(),
-        confinement: options.confinement,
-        ..Config::default()
-    };
-    config.prepare_data_dir()?;
-    let app = App::start(config).await?;
-    let board = app.catalog.board("mps2-an385").await?.board;
-    let qemu = board
-        .backends
-        .qemu
-        .clone()
-        .context("the board has no QEMU section")?;
-    let session = app
-        .sessions
-        .create("bench", BackendKind::Qemu, &board.id, None)
-        .await?;
-    app.sessions
-        .upload_program(&session.id, "bench.elf", &elf)
-        .await?;
+    let BenchSession {
+        app,
+        data_dir,
+        qemu,
+        session,
+    } = BenchSession::start(
+        "semihosting",
+        &options.elf,
+        "mps2-an385",
+        &options.boards_dir,
+        options.confinement,
+    )
+    .await?;
 
     let mut bare = Vec::new();
     let mut gateway = Vec::new();
@@ -458,10 +486,10 @@ pub async fn semihosting(options: SemihostingBench) -> anyhow::Result<()> {
         }
         bare.push(started.elapsed());
 
-        let mut events = app.sessions.subscribe_events(&session.id).await?;
+        let mut events = app.sessions.subscribe_events(&session).await?;
         let started = Instant::now();
         app.sessions
-            .power(&session.id, crate::sessions::PowerAction::On, false)
+            .power(&session, crate::sessions::PowerAction::On, false)
             .await?;
         loop {
             let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
@@ -476,11 +504,7 @@ pub async fn semihosting(options: SemihostingBench) -> anyhow::Result<()> {
             }
         }
         gateway.push(started.elapsed());
-        let console = app
-            .sessions
-            .uart_text(&session.id)
-            .await?
-            .unwrap_or_default();
+        let console = app.sessions.uart_text(&session).await?.unwrap_or_default();
         if !console.contains("semihosting console line") {
             bail!("the semihosted lines did not reach the console");
         }
