@@ -14,15 +14,7 @@ async fn powered_ticker(server: &Server) -> (String, String) {
     server.upload(&session, "ticker-mps2-an385.elf").await;
     server.power(&session, "ON", false).await;
     server.wait_uart(&session, "tick 1\n").await;
-    let gdb = server
-        .query(
-            "query($s: ID!) { session(id: $s) { gdbAddress } }",
-            json!({ "s": session }),
-        )
-        .await["session"]["gdbAddress"]
-        .as_str()
-        .expect("a powered session has a GDB endpoint")
-        .to_owned();
+    let gdb = server.gdb_address(&session).await;
     (session, gdb)
 }
 

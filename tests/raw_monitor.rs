@@ -73,15 +73,7 @@ async fn gdb_endpoint(server: &Server) -> (String, String) {
     let session = server.create_session("mps2-an385").await;
     server.upload(&session, "ticker-mps2-an385.elf").await;
     server.power(&session, "ON", true).await;
-    let address = server
-        .query(
-            "query($s: ID!) { session(id: $s) { gdbAddress } }",
-            json!({ "s": session }),
-        )
-        .await["session"]["gdbAddress"]
-        .as_str()
-        .expect("a powered session has a GDB endpoint")
-        .to_owned();
+    let address = server.gdb_address(&session).await;
     (session, address)
 }
 

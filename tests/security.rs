@@ -220,15 +220,7 @@ async fn an_attached_debugger_never_sees_the_guests_host_calls() {
     let session = server.create_session("mps2-an385").await;
     server.upload(&session, FIRMWARE).await;
     server.power(&session, "ON", true).await;
-    let gdb_address = server
-        .query(
-            "query($s: ID!) { session(id: $s) { gdbAddress } }",
-            json!({ "s": session }),
-        )
-        .await["session"]["gdbAddress"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let gdb_address = server.gdb_address(&session).await;
     let output = tokio::process::Command::new("gdb-multiarch")
         .args(["-nx", "-batch", "-ex", "set pagination off"])
         .arg("-ex")

@@ -169,6 +169,18 @@ impl Server {
             .clone()
     }
 
+    /// A powered session's GDB endpoint, `HOST:PORT`.
+    pub async fn gdb_address(&self, session: &str) -> String {
+        self.query(
+            "query($s: ID!) { session(id: $s) { gdbAddress } }",
+            json!({ "s": session }),
+        )
+        .await["session"]["gdbAddress"]
+            .as_str()
+            .expect("a powered session has a GDB endpoint")
+            .to_owned()
+    }
+
     pub async fn session(&self, session: &str) -> Value {
         self.query(
             "query($id: ID!) { session(id: $id) { id name state exitCode stateReason emulatorPid uartText board { id } programs { id } } }",
