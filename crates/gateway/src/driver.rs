@@ -26,7 +26,7 @@ use crate::debug_api::{ApiCall, ApiResult};
 use crate::error::DebugError;
 use crate::mux::{Action, ApiRequestId, ClientId, Input, Mux, MuxConfig};
 use crate::semihosting::Semihosting;
-use crate::status::{GatewayStatus, StopEvent};
+use crate::status::{GatewayStatus, RunEvent, StopEvent};
 
 type ApiReply = oneshot::Sender<Result<ApiResult, DebugError>>;
 
@@ -61,6 +61,7 @@ pub(crate) struct Driver {
     state: Mutex<State>,
     config: GatewayConfig,
     stops: broadcast::Sender<StopEvent>,
+    events: broadcast::Sender<RunEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     /// The gateway's own runtime: every task runs there, whoever feeds the
@@ -72,6 +73,7 @@ impl Driver {
     pub(crate) fn new(
         config: GatewayConfig,
         stops: broadcast::Sender<StopEvent>,
+        events: broadcast::Sender<RunEvent>,
         cancel: CancellationToken,
         tracker: TaskTracker,
         runtime: Handle,
@@ -97,6 +99,7 @@ impl Driver {
             }),
             config,
             stops,
+            events,
             cancel,
             tracker,
             runtime,
@@ -273,7 +276,21 @@ impl Driver {
                     }
                 }
                 Action::Stopped(event) => {
+                    let _ = self.events.send(RunEvent::Stopped(event.clone()));
                     let _ = self.stops.send(event);
+                }
+                Action::Resumed(event) => {
+                    let _ = self.events.send(RunEvent::Resumed(event));
+                }
+                Action::WakeAfter(after) => {
+                    let driver = self.clone();
+                    let cancel = self.cancel.clone();
+                    self.spawn(async move {
+                        tokio::select! {
+                            () = cancel.cancelled() => {}
+                            () = tokio::time::sleep(after) => driver.feed(Input::Wake),
+                        }
+                    });
                 }
                 Action::HostCall(call) => {
                     let reply = state.semihosting.call(call);

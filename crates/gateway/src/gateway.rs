@@ -28,9 +28,9 @@ use crate::debug_client::DebugClient;
 use crate::driver::Driver;
 use crate::error::GatewayError;
 use crate::mux::Input;
-use crate::status::{GatewayStatus, StopEvent};
+use crate::status::{GatewayStatus, RunEvent, StopEvent};
 
-/// Stop events kept for slow subscribers.
+/// Stop (and run) events kept for slow subscribers.
 const STOP_EVENTS: usize = 64;
 
 /// The gateway of one session. See the crate doc.
@@ -38,6 +38,7 @@ pub struct Gateway {
     address: SocketAddr,
     driver: Arc<Driver>,
     stops: broadcast::Sender<StopEvent>,
+    events: broadcast::Sender<RunEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     /// The gateway's own runtime (see the module doc).
@@ -68,9 +69,11 @@ impl Gateway {
             .map_err(|_| GatewayError::Closed)??;
         let address = listener.local_addr()?;
         let (stops, _) = broadcast::channel(STOP_EVENTS);
+        let (events, _) = broadcast::channel(STOP_EVENTS);
         let driver = Driver::new(
             config,
             stops.clone(),
+            events.clone(),
             cancel.clone(),
             tracker.clone(),
             runtime.clone(),
@@ -82,6 +85,7 @@ impl Gateway {
             address,
             driver,
             stops,
+            events,
             cancel,
             tracker,
             runtime,
@@ -101,6 +105,13 @@ impl Gateway {
     /// Every stop reply seen from now on.
     pub fn stops(&self) -> broadcast::Receiver<StopEvent> {
         self.stops.subscribe()
+    }
+
+    /// Every stop and every resume the gateway sends from now on, whoever
+    /// caused it (a client, the API, the gateway): what a DAP bridge turns
+    /// into `stopped` and `continued`. Stops come here and on [`Gateway::stops`].
+    pub fn run_events(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
     }
 
     /// Call after QMP `cont`, `stop`, `system_reset` or `loadvm`: cached

@@ -97,8 +97,12 @@
 //! - `bs`/`bc` get an empty reply unless the stub advertised
 //!   `ReverseStep+`/`ReverseContinue+` (QEMU aborts on them otherwise).
 //! - A client's requests made while the target runs (it did not resume it
-//!   itself) wait until the target stops; a resume joins the run and gets
-//!   the next stop reply; a 0x03 reaches the stub only while it runs, once.
+//!   itself) are answered at once, or within 500 ms when a step or an
+//!   interrupt makes the stop imminent: what holds while running, the last
+//!   stop for an all-stop client's `?` and registers, `E01` for memory and
+//!   writes (`mux/running.rs`). A resume joins the run and gets the next
+//!   stop reply; non-stop clients get every stop as a `%Stop`
+//!   notification; a 0x03 reaches the stub only while it runs, once.
 //! - The API: [`DebugClient::halt`] holds the target halted across client
 //!   departures until [`DebugClient::resume`]; every other call needs a
 //!   halted target and fails with [`DebugError::NotHalted`] rather than
@@ -143,7 +147,9 @@ pub use debug_client::DebugClient;
 pub use error::{DebugError, GatewayError};
 pub use gateway::Gateway;
 pub use semihosting::{ConsoleSink, SemihostingConfig};
-pub use status::{ClientStatus, GatewayStatus, RunState, StopEvent, StopReason};
+pub use status::{
+    ClientStatus, GatewayStatus, ResumeEvent, ResumedBy, RunEvent, RunState, StopEvent, StopReason,
+};
 
 /// Bytes for a log line: printable ASCII kept, the rest escaped, long
 /// packets cut.

@@ -1,6 +1,7 @@
-//! What the gateway reports about itself: stop events (broadcast to the
-//! server for every stop reply seen) and the status snapshot (attached
-//! clients, upstream link, run state).
+//! What the gateway reports about itself: run events (broadcast to the
+//! server for every stop reply seen and every resume the gateway sends, so
+//! its DAP bridge can say `stopped` and `continued` whoever caused them) and
+//! the status snapshot (attached clients, upstream link, run state).
 
 use std::time::SystemTime;
 
@@ -45,6 +46,38 @@ pub struct StopEvent {
     /// False when the stop answered nobody's resume (QMP `cont` or `stop`
     /// behind the gateway's back).
     pub solicited: bool,
+}
+
+/// Who made the target run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumedBy {
+    /// A GDB client, by the gateway's number for it ([`ClientStatus::id`]).
+    Client(u64),
+    /// The API's debug client.
+    Api,
+    /// The gateway itself: the last client left a held link (semihosting),
+    /// so the VM resumes as `D` would resume it.
+    Gateway,
+}
+
+/// A resume the gateway sent upstream: a resume packet, or the `D` that
+/// lets the VM run on when the session ends (QMP `cont` behind its back is
+/// the server's own doing and is not reported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeEvent {
+    /// Who asked.
+    pub by: ResumedBy,
+    /// A single step (or a range step) rather than a continue.
+    pub step: bool,
+}
+
+/// What [`crate::Gateway::run_events`] broadcasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// The target stopped (the same event [`crate::Gateway::stops`] sends).
+    Stopped(StopEvent),
+    /// The target was resumed.
+    Resumed(ResumeEvent),
 }
 
 /// Whether the target runs, as the gateway knows it.

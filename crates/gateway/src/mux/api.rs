@@ -28,7 +28,7 @@ use super::upstream::{Expect, Purpose};
 use super::{Action, ApiRequestId, Link, Mux, Owner, Run};
 use crate::debug_api::{ApiCall, ApiResult, Register, Resumed};
 use crate::error::DebugError;
-use crate::status::{StopEvent, StopReason};
+use crate::status::{ResumedBy, StopEvent, StopReason};
 
 /// The API's calls and its hold on the target.
 #[derive(Debug, Default)]
@@ -252,6 +252,7 @@ impl Mux {
                 );
                 self.start_resume(false);
                 self.send_upstream(b"c", Expect::Resume, Purpose::Resume);
+                self.resumed(ResumedBy::Api, false);
                 Resumed::ThroughStub
             }
             Link::Ready if self.clients.is_empty() && !self.breakpoints.held_by(Owner::Api) => {
@@ -259,12 +260,14 @@ impl Mux {
                 self.link = Link::Detaching;
                 let detach = self.detach_payload();
                 self.send_upstream(&detach, Expect::Status, Purpose::Detach { reply_to: None });
+                self.resumed(ResumedBy::Api, false);
                 Resumed::Detached
             }
             Link::Ready => {
                 self.api.resumed = true;
                 self.start_resume(false);
                 self.send_upstream(b"c", Expect::Resume, Purpose::Resume);
+                self.resumed(ResumedBy::Api, false);
                 Resumed::ThroughStub
             }
         };
@@ -275,6 +278,7 @@ impl Mux {
         self.set_api_op(ApiOp::Stepping { remaining });
         self.start_resume(true);
         self.send_upstream(b"s", Expect::Resume, Purpose::Resume);
+        self.resumed(ResumedBy::Api, true);
     }
 
     fn api_write_register(&mut self, name: &str, value: u64) {

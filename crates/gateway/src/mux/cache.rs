@@ -155,6 +155,11 @@ impl Cache {
         self.registers.get(&thread).map(Vec::as_slice)
     }
 
+    /// Every cached `g` reply, by thread.
+    pub fn all_registers(&self) -> HashMap<Option<ThreadId>, Vec<u8>> {
+        self.registers.clone()
+    }
+
     /// Stores a successful read (hex) made in generation `generation`.
     pub fn insert(&mut self, generation: u64, key: &ReadKey, data: &[u8]) {
         if generation != self.generation {

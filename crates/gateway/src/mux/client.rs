@@ -22,7 +22,9 @@ use std::time::SystemTime;
 
 use virserver_rsp::{ACK, Decoder, DecoderConfig, Event, NACK, Packet, encode_packet};
 
+use super::running::NonStop;
 use super::{Action, ClientId, Link, Mux, Owner, Run, Selection};
+use crate::status::ResumedBy;
 
 /// What a client's request in progress waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +60,10 @@ pub(crate) struct ClientState {
     /// A reply is being streamed: nothing else may be written to this
     /// client until it ends.
     pub streaming: bool,
-    /// Acks held back while streaming.
+    /// Acks (and notifications) held back while streaming.
     pub deferred: Vec<u8>,
+    /// Its non-stop mode and stop notifications (`running.rs`).
+    pub non_stop: NonStop,
 }
 
 impl ClientState {
@@ -92,6 +96,7 @@ impl Mux {
                 last_frame: Vec::new(),
                 streaming: false,
                 deferred: Vec::new(),
+                non_stop: NonStop::default(),
             },
         );
         // A stub pauses the VM when a debugger connects, and GDB expects a halted
@@ -357,6 +362,7 @@ impl Mux {
                     super::upstream::Expect::Resume,
                     super::upstream::Purpose::Resume,
                 );
+                self.resumed(ResumedBy::Gateway, false);
                 false
             }
             Run::Halted => {
@@ -369,6 +375,8 @@ impl Mux {
                     super::upstream::Expect::Status,
                     super::upstream::Purpose::Detach { reply_to },
                 );
+                let by = reply_to.map_or(ResumedBy::Gateway, |client| ResumedBy::Client(client.0));
+                self.resumed(by, false);
                 true
             }
             Run::Running { step: true, .. } => {

@@ -5,27 +5,36 @@
 //! 1. Answered by the gateway alone, connected or not: `QStartNoAckMode`,
 //!    `vMustReplyEmpty`, `qAttached` (always `1`, so GDB detaches rather
 //!    than kills on quit), `H` with "any"/"all", `D`, `k`, `vKill`,
-//!    `qXfer:memory-map:read`, `monitor virserver ...` and the refused
+//!    `qXfer:memory-map:read`, `QNonStop`, `vStopped`, `vCtrlC`,
+//!    `monitor virserver ...` and the refused
 //!    monitor commands (`monitor.rs`), malformed packets (`E16`: a packet
 //!    the codec cannot parse is never forwarded), and every packet outside
 //!    the allow-list of the [mux doc](super) (empty reply: "not supported").
 //! 2. Needing the probed link but not a halted target: `qSupported` (the
 //!    stub's features, rewritten), target.xml from cache, `vCont?` once
 //!    known, `bs`/`bc` refused unless the stub offers reverse execution, and
-//!    resumes (`c`, `s`, `C`, `S`, `vCont`), which join a run in progress.
-//! 3. Everything else goes to the stub, so it waits while the target runs:
-//!    `?` (answered from the last stop reply), reads through the cache,
-//!    writes (which invalidate it), breakpoints (reference counted), the
-//!    allowed monitor commands, and the allowed packets the codec has no
-//!    family for (`qOffsets`, `qSymbol`, ...), forwarded verbatim.
+//!    resumes (`c`, `s`, `C`, `S`, `vCont`), which join a run in progress
+//!    (a non-stop client's are acknowledged with `OK` at once), and
+//!    `vCont;t` (an interrupt).
+//! 3. Everything else goes to the stub when the target is halted: `?`
+//!    (answered from the last stop reply), reads through the cache, writes
+//!    (which invalidate it), `load`'s flash commands (`flash.rs`),
+//!    breakpoints (reference counted), the allowed monitor commands, and the
+//!    allowed packets the codec has no family for (`qOffsets`, `qSymbol`,
+//!    ...), forwarded verbatim. While the target runs they wait only for an
+//!    imminent stop, briefly, and are otherwise answered at once
+//!    (`running.rs`).
 
 use virserver_rsp::packets::{FeatureSupport, XferReply};
 use virserver_rsp::{Command, Packet, ThreadId};
 
 use super::client::ClientWait;
+use super::flash::is_flash;
+use super::running::is_lasting;
 use super::upstream::{AfterReply, Expect, Purpose};
 use super::{ClientId, Mux, Owner, Run};
 use crate::hexdump;
+use crate::status::ResumedBy;
 
 /// `E16` (EINVAL), the answer to a packet that cannot be parsed.
 const MALFORMED: &[u8] = b"E16";
@@ -84,7 +93,11 @@ impl Mux {
             return None;
         }
         if !self.is_halted() {
-            return Some(packet);
+            if self.holds_requests() {
+                return Some(packet);
+            }
+            self.running_command(client, &packet, command);
+            return None;
         }
         self.halted_command(client, &packet, command);
         None
@@ -139,6 +152,14 @@ impl Mux {
                 }
             }
             Command::MonitorCommand { command } => return self.local_monitor(client, command),
+            Command::Other(payload) if payload == b"QNonStop:1" => self.set_non_stop(client, true),
+            Command::Other(payload) if payload == b"QNonStop:0" => self.set_non_stop(client, false),
+            Command::Other(payload) if payload == b"vStopped" => self.stopped_ack(client),
+            Command::Other(payload) if payload == b"vCtrlC" => {
+                self.interrupt();
+                self.send_client(client, b"OK");
+            }
+            Command::Other(payload) if is_flash(payload) => return false,
             Command::XferRead(read) if !FORWARDED_XFER_OBJECTS.contains(&read.object.as_str()) => {
                 self.refuse_packet(client, command)
             }
@@ -187,6 +208,11 @@ impl Mux {
                 self.send_client(client, b"");
             }
             _ if command.is_resume() => self.client_resume(client, packet, command),
+            // `vCont;t`: non-stop's interrupt; a halted target is stopped already.
+            Command::VCont(_) => {
+                self.interrupt();
+                self.send_client(client, b"OK");
+            }
             Command::MonitorCommand { command } => return self.linked_monitor(client, command),
             _ => return false,
         }
@@ -236,7 +262,11 @@ impl Mux {
                 self.remove_breakpoint(Owner::Client(client), breakpoint, Some(packet))
             }
             Command::MonitorCommand { command } => self.halted_monitor(client, &command),
-            Command::XferRead(_) => self.forward(client, packet, Expect::Xfer, AfterReply::Nothing),
+            Command::XferRead(_) => {
+                let after = remember_if_lasting(packet, &command);
+                self.forward(client, packet, Expect::Xfer, after)
+            }
+            Command::Other(payload) if is_flash(&payload) => self.client_flash(client, &payload),
             Command::VContQuery => {
                 self.forward(client, packet, Expect::VContList, AfterReply::RememberVCont)
             }
@@ -256,7 +286,8 @@ impl Mux {
             }
             _ => {
                 self.sync_thread(true, selection.general);
-                self.forward(client, packet, Expect::Any, AfterReply::Nothing)
+                let after = remember_if_lasting(packet, &command);
+                self.forward(client, packet, Expect::Any, after)
             }
         }
     }
@@ -275,7 +306,16 @@ impl Mux {
 
     /// `c`, `s`, `C`, `S`, `vCont;...`, `bc`, `bs`: resume, or join the run.
     fn client_resume(&mut self, client: ClientId, packet: &Packet, command: &Command) {
-        self.set_wait(client, ClientWait::Stop);
+        let non_stop = self
+            .clients
+            .get(&client)
+            .is_some_and(|state| state.non_stop.on);
+        if non_stop {
+            // Acknowledged now; the stop comes as a notification (`running.rs`).
+            self.send_client(client, b"OK");
+        } else {
+            self.set_wait(client, ClientWait::Stop);
+        }
         if matches!(self.run, Run::Running { .. }) {
             tracing::debug!(
                 client = client.0,
@@ -296,18 +336,18 @@ impl Mux {
                 .and_then(|state| state.selection.resume);
             self.sync_thread(false, resume);
         }
-        if let Command::VCont(actions) = command
-            && self.start_range_step(actions)
-        {
-            return;
-        }
         let step = is_step(command);
-        self.start_resume(step);
-        self.forward_upstream(packet, Expect::Resume, Purpose::Resume);
+        let ranged = matches!(command, Command::VCont(actions) if self.start_range_step(actions));
+        if !ranged {
+            self.start_resume(step);
+            self.forward_upstream(packet, Expect::Resume, Purpose::Resume);
+        }
+        self.resumed(ResumedBy::Client(client.0), step);
     }
 
     /// The target is about to run: caches go stale.
     pub(crate) fn start_resume(&mut self, step: bool) {
+        self.keep_stop_registers();
         self.cache.invalidate();
         self.run = Run::Running {
             interrupt_sent: false,
@@ -337,6 +377,7 @@ impl Mux {
             FeatureSupport::Value(format!("{:x}", self.config.client_packet_size)),
         );
         features.set("QStartNoAckMode", FeatureSupport::Supported);
+        features.set("QNonStop", FeatureSupport::Supported);
         if self.config.memory_map_xml.is_some() {
             features.set("qXfer:memory-map:read", FeatureSupport::Supported);
         }
@@ -348,6 +389,17 @@ impl Mux {
     fn reverse_supported(&self) -> bool {
         self.stub.features.is_supported("ReverseStep")
             || self.stub.features.is_supported("ReverseContinue")
+    }
+}
+
+/// Keep the reply for while the target runs, when it stays true then.
+fn remember_if_lasting(packet: &Packet, command: &Command) -> AfterReply {
+    if is_lasting(command) {
+        AfterReply::RememberLasting {
+            request: packet.raw().to_vec(),
+        }
+    } else {
+        AfterReply::Nothing
     }
 }
 

@@ -20,9 +20,15 @@
 //! - Each client has its own decoder, ack mode, thread selection and queue,
 //!   and one request at a time in progress, so its replies come in order
 //!   (`client.rs`, `commands.rs`).
-//! - While the target runs nothing goes upstream but one 0x03; requests wait
-//!   in their client's queue until the target stops, and the stop reply goes
-//!   to every client waiting on a resume.
+//! - While the target runs nothing goes upstream but one 0x03. A client's
+//!   requests wait for the stop only while it is imminent (a step, an
+//!   interrupt sent), and never past a limit the driver's wake-up enforces;
+//!   otherwise they are answered at once with what holds while running (the
+//!   thread list, the last stop for an all-stop client's `?` and `g`) or
+//!   `E01`. The stop reply goes to every client waiting on a resume and, as
+//!   a `%Stop` notification, to every non-stop client; resumes and stops are
+//!   broadcast to the server ([`Action::Resumed`], [`Action::Stopped`];
+//!   `running.rs`).
 //! - Reads (`g`, `p`, `m`) go through a cache valid while halted, are split
 //!   to the stub's limit, pipelined, coalesced with reads in flight that
 //!   cover them, and a split read's reply is streamed to the client as its
@@ -53,7 +59,8 @@
 //! | `bs` `bc` | only when the stub offers reverse execution |
 //! | `qSupported`, `qXfer:features:read` | read by the probe, then served from its copy |
 //! | `qXfer:threads:read` `qC` `qfThreadInfo` `qsThreadInfo` `qThreadExtraInfo` | the thread list |
-//! | `qOffsets` `qSymbol` `qTStatus` `qCRC` | what GDB asks at connect, and `compare-sections` |
+//! | `qOffsets` `qSymbol` `qTStatus` `qCRC` | what GDB asks at connect, and `compare-sections` (while the target runs: the last answer, `T0;tnotrun:0` for `qTStatus`, `E01` for `qCRC`) |
+//! | `vFlashErase` `vFlashWrite` `vFlashDone` | `load` onto flash, carried out as `M` writes (`flash.rs`) |
 //! | `qqemu.*` | QEMU's own queries (`qemu.Supported`, `qemu.sstepbits`, `qemu.sstep`, `qemu.PhyMemMode`) |
 //! | `qRcmd` (`monitor`) | only the allowed commands, each sent as the gateway's own fixed HMP text (`monitor.rs`) |
 //!
@@ -68,6 +75,7 @@
 //! | `F` | empty | File-I/O replies are the gateway's own (`fileio.rs`); one from a client would resume the VM behind it |
 //! | `Qqemu.*` | empty | would change how the stub steps and addresses memory for every client, behind the gateway's cache |
 //! | `D` `k` `vKill` `qAttached` `QStartNoAckMode` `vMustReplyEmpty` `qXfer:memory-map:read` | the gateway's own answer | `commands.rs` |
+//! | `QNonStop` `vStopped` `vCtrlC` `vCont;t` | the gateway's own answer | each client's non-stop mode and notifications; the stub stays all-stop (`running.rs`) |
 //! | anything else | empty | "not supported", as QEMU's own stub answers what it lacks |
 
 mod api;
@@ -76,10 +84,12 @@ mod cache;
 mod client;
 mod commands;
 mod fileio;
+mod flash;
 mod monitor;
 mod probe;
 mod range;
 mod reads;
+mod running;
 mod stop;
 #[cfg(test)]
 mod tests;
@@ -87,14 +97,14 @@ mod upstream;
 mod writes;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use virserver_rsp::packets::Features;
 use virserver_rsp::{Decoder, ThreadId};
 
 use crate::debug_api::{ApiCall, ApiResult};
 use crate::error::DebugError;
-use crate::status::{ClientStatus, GatewayStatus, RunState, StopEvent};
+use crate::status::{ClientStatus, GatewayStatus, ResumeEvent, RunState, StopEvent};
 use crate::target_description::TargetDescription;
 
 use api::ApiState;
@@ -105,6 +115,7 @@ use fileio::FileIo;
 use probe::Probe;
 use range::RangeStep;
 use reads::Reads;
+use running::{Hold, Snapshot};
 use upstream::InFlight;
 
 pub use fileio::{HostCall, HostReply, MAX_GUEST_READ};
@@ -162,6 +173,8 @@ pub enum Input {
     Invalidate,
     /// The answer to [`Action::HostCall`].
     HostCallDone(HostReply),
+    /// The time asked for by the last [`Action::WakeAfter`] has passed.
+    Wake,
 }
 
 /// Something the I/O layer must do, pulled with [`Mux::next_action`].
@@ -195,6 +208,11 @@ pub enum Action {
     },
     /// A stop reply was seen: broadcast it.
     Stopped(StopEvent),
+    /// The gateway resumed the target: broadcast it.
+    Resumed(ResumeEvent),
+    /// Feed [`Input::Wake`] once this long has passed (the mux reads no
+    /// clock; `running.rs`).
+    WakeAfter(Duration),
     /// Carry out the guest's File-I/O call (semihosting) under the host's
     /// policy and answer with [`Input::HostCallDone`] (`fileio.rs`).
     HostCall(HostCall),
@@ -333,6 +351,10 @@ pub struct Mux {
     range: Option<RangeStep>,
     /// The File-I/O request being answered (`fileio.rs`).
     file_io: Option<FileIo>,
+    /// Whether packets wait for an imminent stop (`running.rs`).
+    hold: Hold,
+    /// What stays known while the target runs (`running.rs`).
+    snapshot: Snapshot,
     actions: VecDeque<Action>,
 }
 
@@ -359,6 +381,8 @@ impl Mux {
             last_sp: None,
             range: None,
             file_io: None,
+            hold: Hold::Off,
+            snapshot: Snapshot::default(),
             actions: VecDeque::new(),
         }
     }
@@ -379,6 +403,7 @@ impl Mux {
             Input::Api { request, call } => self.api_call(request, call),
             Input::Invalidate => self.cache.invalidate(),
             Input::HostCallDone(reply) => self.host_call_done(reply),
+            Input::Wake => self.wake(),
         }
     }
 
@@ -480,6 +505,8 @@ impl Mux {
         self.teardown_after_stop = false;
         self.range = None;
         self.file_io = None;
+        self.hold = Hold::Off;
+        self.snapshot.clear();
         for client in self.clients.values_mut() {
             client.forget_breakpoints_and_threads();
         }

@@ -206,7 +206,7 @@ impl Mux {
 
     /// A refusal: the note as output, then `E01` (EPERM), which GDB shows
     /// after the note as "Protocol error with Rcmd".
-    fn refuse_monitor(&mut self, client: ClientId, note: &str) {
+    pub(crate) fn refuse_monitor(&mut self, client: ClientId, note: &str) {
         self.send_output(client, note.as_bytes());
         self.send_client(client, b"E01");
     }

@@ -17,8 +17,8 @@
 //! QEMU ignores it between steps. The loop then ends at the next stop, which
 //! is reported as `T02` so that GDB stops stepping instead of carrying on
 //! with its `next`. While the loop runs the mux counts the target as
-//! running, so other requests wait as they would for a continue, and only
-//! the final stop is broadcast.
+//! stepping, so other requests wait for its end at most the hold limit
+//! (`running.rs`), and only the final stop is broadcast.
 
 use virserver_rsp::hex::decode_hex;
 use virserver_rsp::packets::{Id, ResumeAction, StopInfo, VContAction, VContSupported};
@@ -63,17 +63,16 @@ impl Mux {
                 .is_some_and(|description| description.register("pc").is_some())
     }
 
-    /// The `vCont?` reply clients get: the stub's, plus `r` when the gateway
-    /// steps ranges.
+    /// The `vCont?` reply clients get: the stub's, plus `t` (the gateway
+    /// answers it: an interrupt, `running.rs`; non-stop GDB needs it) and
+    /// `r` when the gateway steps ranges.
     pub(crate) fn vcont_reply(&self) -> Option<Vec<u8>> {
         let reply = self.stub.vcont.clone()?;
-        if !self.steps_ranges() {
-            return Some(reply);
-        }
         let Ok(mut supported) = VContSupported::parse(&reply) else {
             return Some(reply);
         };
-        supported.range_step = true;
+        supported.stop = true;
+        supported.range_step |= self.steps_ranges();
         let mut out = Vec::new();
         supported.write(&mut out);
         Some(out)

@@ -37,8 +37,10 @@ impl Mux {
             resume: thread,
         };
         self.cache.invalidate();
+        self.hold = super::running::Hold::Off;
         let raw = Packet::from_payload(payload).into_raw();
         self.deliver_to_stop_waiters(&raw);
+        self.notify_stop(&raw);
         let event = stop_event(&reply, payload, step, solicited);
         tracing::debug!(stop = %event.raw, solicited, "target stopped");
         if reply.is_exit() {

@@ -92,6 +92,11 @@ pub(crate) enum AfterReply {
     },
     /// The request changed the target: drop cached state.
     Invalidate,
+    /// The reply stays true while the target runs (`running.rs`).
+    RememberLasting {
+        /// The request's raw payload.
+        request: Vec<u8>,
+    },
 }
 
 /// One request sent upstream and not answered yet.
@@ -265,6 +270,7 @@ impl Mux {
         tracing::debug!(reply = %hexdump(raw), "resume refused by the stub");
         self.run = Run::Halted;
         self.range = None;
+        self.hold = super::running::Hold::Off;
         self.deliver_to_stop_waiters(raw);
         self.api_resume_refused(raw);
         self.pump_all();
@@ -274,7 +280,7 @@ impl Mux {
     fn complete(&mut self, purpose: Purpose, payload: &[u8], raw: &[u8]) {
         match purpose {
             Purpose::Reply { client, after } => {
-                self.after_reply(client, after, payload);
+                self.after_reply(client, after, payload, raw);
                 self.reply_and_continue(client, raw);
             }
             Purpose::Read { read } => self.read_completed(read, payload),
@@ -295,7 +301,7 @@ impl Mux {
         }
     }
 
-    fn after_reply(&mut self, client: ClientId, after: AfterReply, payload: &[u8]) {
+    fn after_reply(&mut self, client: ClientId, after: AfterReply, payload: &[u8], raw: &[u8]) {
         match after {
             AfterReply::Nothing => {}
             AfterReply::RememberVCont => {
@@ -319,6 +325,11 @@ impl Mux {
                 }
             }
             AfterReply::Invalidate => self.cache.invalidate(),
+            AfterReply::RememberLasting { request } => {
+                if !matches!(StandardReply::parse(payload), Some(StandardReply::Error(_))) {
+                    self.remember_lasting(request, raw)
+                }
+            }
         }
     }
 

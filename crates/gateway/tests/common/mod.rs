@@ -232,11 +232,18 @@ impl Gdb {
         }
     }
 
-    /// Waits for gdb to exit; its status and the rest of its output.
+    /// Waits for gdb to exit; its status and the rest of its output, then
+    /// what it printed on stderr (each line prefixed `stderr: `).
     pub async fn finish(mut self) -> (bool, Vec<String>) {
         while let Ok(Ok(Some(line))) = tokio::time::timeout(PATIENCE, self.lines.next_line()).await
         {
             self.transcript.push(line);
+        }
+        if let Some(stderr) = self.child.stderr.take() {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Ok(Some(line))) = tokio::time::timeout(PATIENCE, lines.next_line()).await {
+                self.transcript.push(format!("stderr: {line}"));
+            }
         }
         let status = tokio::time::timeout(PATIENCE, self.child.wait())
             .await

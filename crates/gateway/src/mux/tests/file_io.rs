@@ -124,7 +124,8 @@ fn holding_the_link_resumes_where_it_would_detach() {
             (Step::HostDone(HostReply::value(1)), &["up: $F1"]),
             // A new client finds the target halted, as after a stub's connect.
             (Step::Connect(2), &["up: ^C"]),
-            (Step::Client(2, "$?"), &["c2: +"]),
+            // Its `?` waits for that stop, moments away.
+            (Step::Client(2, "$?"), &["c2: +", "wake after 500ms"]),
             (
                 Step::Stub("$T02thread:p01.01;"),
                 &["up: $g $m20000fa0,c0", "c2: $T02thread:p01.01;"],

@@ -25,7 +25,7 @@ fn connects_lazily_and_serves_from_cache() {
             (Step::Client(1, "$g"), &["c1: + $00000000e00f0020a4010000"]),
             (Step::Client(1, "$p2"), &["c1: + $a4010000"]),
             (Step::Client(1, "$m20000fe4,4"), &["c1: + $04050607"]),
-            (Step::Client(1, "$vCont?"), &["c1: + $vCont;c;C;s;S;r"]),
+            (Step::Client(1, "$vCont?"), &["c1: + $vCont;c;C;s;S;t;r"]),
             (Step::Client(1, "$qAttached"), &["c1: + $1"]),
             (Step::Client(1, "$vMustReplyEmpty"), &["c1: + $"]),
             // Not cached: forwarded, and the reply goes back.
@@ -64,8 +64,13 @@ fn stop_replies_fan_out_to_waiting_clients() {
                 Step::Client(1, "$vCont;c:p1.1"),
                 &["c1: +", "up: $vCont;c:p1.1"],
             ),
-            // Client 2 asks for registers while the target runs: it waits.
-            (Step::Client(2, "+ $g"), &["c2: +"]),
+            // Client 2 (all-stop) asks for registers while the target runs:
+            // those of the last stop, at once; memory needs the halt.
+            (
+                Step::Client(2, "+ $g"),
+                &["c2: + $00000000e00f0020a4010000"],
+            ),
+            (Step::Client(2, "$m20000fe0,4"), &["c2: + $E01"]),
             // Client 2 continues too: nothing more goes upstream, it waits.
             (Step::Connect(3), &[]),
             (Step::Client(3, "$c"), &["c3: +"]),
@@ -80,13 +85,7 @@ fn stop_replies_fan_out_to_waiting_clients() {
                     "up: $g $m20000fa0,c0",
                 ],
             ),
-            (
-                Step::Stub(G),
-                &[
-                    "stop Interrupted pc=Some(420)",
-                    "c2: $00000000e00f0020a4010000",
-                ],
-            ),
+            (Step::Stub(G), &["stop Interrupted pc=Some(420)"]),
             // The stack guess covers the new sp: served from it.
             (Step::Stub(STACK_GUESS), &[]),
             (Step::Client(2, "$m20000fe0,4"), &["c2: + $00010203"]),

@@ -9,10 +9,6 @@ use virserver_rsp::{Decoder, Event};
 
 use super::*;
 
-fn leak(text: String) -> &'static str {
-    Box::leak(text.into_boxed_str())
-}
-
 /// `$qRcmd,<hex of text>`.
 fn qrcmd(text: &str) -> &'static str {
     leak(format!("$qRcmd,{}", hex_string(text.as_bytes())))

@@ -16,8 +16,14 @@ mod file_io;
 mod forwarding;
 mod host_effects;
 mod random;
+mod running;
 mod session;
 use crate::debug_api::ApiCall;
+
+/// A `'static` copy of a formatted script line.
+pub(super) fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
 
 /// One input of a script.
 pub(super) enum Step {
@@ -43,6 +49,8 @@ pub(super) enum Step {
     Invalidate,
     /// The I/O layer's answer to a host call.
     HostDone(HostReply),
+    /// The wake-up asked for came.
+    Wake,
 }
 
 /// `"$g + ^C $OK"` as bytes: `$payload` tokens framed with checksums, `+`,
@@ -71,6 +79,7 @@ fn render(decoder: &mut Decoder, bytes: &[u8]) -> String {
             Event::Ack => "+".into(),
             Event::Nack => "-".into(),
             Event::Interrupt => "^C".into(),
+            Event::Notification(packet) => format!("%{}", String::from_utf8_lossy(packet.raw())),
             other => format!("?{other:?}"),
         })
         .collect();
@@ -99,6 +108,8 @@ fn render_action(decoders: &mut HashMap<u64, Decoder>, action: Action) -> String
         Action::ApiReply { request, result } => format!("api {}: {result:?}", request.0),
         Action::Stopped(event) => format!("stop {:?} pc={:?}", event.reason, event.pc),
         Action::HostCall(call) => format!("host: {call:?}"),
+        Action::Resumed(event) => format!("resumed {:?} step={}", event.by, event.step),
+        Action::WakeAfter(after) => format!("wake after {after:?}"),
     }
 }
 
@@ -136,16 +147,28 @@ fn feed(mux: &mut Mux, step: Step) {
         },
         Step::Invalidate => Input::Invalidate,
         Step::HostDone(reply) => Input::HostCallDone(reply),
+        Step::Wake => Input::Wake,
     };
     mux.handle(input);
 }
 
-/// Feeds each step and checks the actions it produced, exactly and in order.
+/// Feeds each step and checks the actions it produced, exactly and in order
+/// ([`Action::Resumed`] aside: [`check_events`] checks those too).
 pub(super) fn check(mux: &mut Mux, script: Vec<(Step, &[&str])>) {
+    run_script(mux, script, false);
+}
+
+/// [`check`], with the resume events among the actions.
+pub(super) fn check_events(mux: &mut Mux, script: Vec<(Step, &[&str])>) {
+    run_script(mux, script, true);
+}
+
+fn run_script(mux: &mut Mux, script: Vec<(Step, &[&str])>, resumes: bool) {
     let mut decoders = HashMap::new();
     for (index, (step, expected)) in script.into_iter().enumerate() {
         feed(mux, step);
         let actions: Vec<String> = std::iter::from_fn(|| mux.next_action())
+            .filter(|action| resumes || !matches!(action, Action::Resumed(_)))
             .map(|action| render_action(&mut decoders, action))
             .collect();
         assert_eq!(actions, expected, "step {index}");
@@ -160,8 +183,7 @@ pub(super) const G: &str = "$00000000e00f0020a4010000";
 pub(super) const STACK: &str = "$000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f";
 /// The guessed stack read at a stop: 0xc0 bytes from sp - 0x40.
 pub(super) const STACK_GUESS: &str = "$000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f";
-pub(super) const SUPPORTED: &str =
-    "$PacketSize=20000;qXfer:features:read+;vContSupported+;multiprocess+;QStartNoAckMode+";
+pub(super) const SUPPORTED: &str = "$PacketSize=20000;qXfer:features:read+;vContSupported+;multiprocess+;QStartNoAckMode+;QNonStop+";
 
 /// A mux with client 1 attached, the stub probed, and the read-ahead done.
 pub(super) fn probed(config: MuxConfig) -> Mux {
