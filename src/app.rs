@@ -11,6 +11,8 @@ use crate::backend::Backends;
 use crate::boards;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::dap::endpoint::DapEndpoints;
+use crate::gdb::GdbLocator;
 use crate::jobs::service::{JobService, JobServiceConfig};
 use crate::sessions::{ServiceConfig, SessionService};
 use crate::store::Store;
@@ -22,6 +24,10 @@ pub struct App {
     pub backends: Backends,
     pub sessions: Arc<SessionService>,
     pub jobs: Arc<JobService>,
+    /// The GDB behind the DAP endpoints and the symbolic debug API.
+    pub gdb: Arc<GdbLocator>,
+    /// The sessions' DAP endpoints (`Session.dapAddress`).
+    pub dap: Arc<DapEndpoints>,
     /// Cancelled on shutdown; every long-lived loop (subscriptions, listeners) watches it.
     pub shutdown: CancellationToken,
 }
@@ -78,11 +84,18 @@ impl App {
                 "sessions whose emulator was lost marked CRASHED"
             );
         }
+        let gdb = Arc::new(GdbLocator::new(config.gdb_path.clone()));
         let shutdown = CancellationToken::new();
         sessions
             .clone()
             .listen_to_other_nodes(shutdown.clone())
             .await?;
+        let dap = DapEndpoints::new(
+            sessions.clone(),
+            gdb.clone(),
+            config.gdb_listen,
+            shutdown.clone(),
+        );
         let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends, bus).await?;
         Ok(Arc::new(Self {
             config,
@@ -91,6 +104,8 @@ impl App {
             backends,
             sessions,
             jobs,
+            gdb,
+            dap,
             shutdown,
         }))
     }

@@ -77,6 +77,9 @@ pub struct Config {
     pub allow_raw_monitor: bool,
     /// How QEMU processes are confined (seccomp, Landlock, no_new_privs).
     pub confinement: ConfinementMode,
+    /// The GDB that serves DAP and GDB/MI (`gdb::locate`); `None` looks for the newest
+    /// Python-enabled GDB >= 14 in the usual places.
+    pub gdb_path: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             gdb_listen: std::net::IpAddr::from([127, 0, 0, 1]),
             allow_raw_monitor: false,
             confinement: ConfinementMode::On,
+            gdb_path: None,
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct ConfigFile {
     pub gdb_listen: Option<std::net::IpAddr>,
     pub allow_raw_monitor: Option<bool>,
     pub confinement: Option<ConfinementMode>,
+    pub gdb_path: Option<PathBuf>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -194,6 +199,10 @@ pub struct ConfigOverrides {
     /// debugging only).
     #[arg(long, env = "VIRSERVER_CONFINEMENT", value_enum)]
     pub confinement: Option<ConfinementMode>,
+    /// The GDB (>= 14, with Python) behind the DAP endpoints and the symbolic debug API.
+    /// Default: the newest found on PATH and in the set-up's target/tools.
+    #[arg(long = "gdb", env = "VIRSERVER_GDB")]
+    pub gdb_path: Option<PathBuf>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -233,6 +242,7 @@ impl Config {
         set(&mut self.gdb_listen, file.gdb_listen);
         set(&mut self.allow_raw_monitor, file.allow_raw_monitor);
         set(&mut self.confinement, file.confinement);
+        set_opt(&mut self.gdb_path, file.gdb_path);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -251,6 +261,7 @@ impl Config {
         set(&mut self.gdb_listen, overrides.gdb_listen);
         set(&mut self.allow_raw_monitor, overrides.allow_raw_monitor);
         set(&mut self.confinement, overrides.confinement);
+        set_opt(&mut self.gdb_path, overrides.gdb_path.clone());
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

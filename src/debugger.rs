@@ -1,7 +1,8 @@
 //! The debugger of one powered session: its multiplexing GDB gateway (crates/gateway),
 //! the program's symbols (DWARF, built on first use), and what the API needs on top of
 //! the gateway's client: source locations to addresses ("0x...", a function name, or
-//! "file.c:LINE") and stop addresses back to function, file and line.
+//! "file.c:LINE") and stop addresses back to function, file and line. It also holds the
+//! session's GDB for the symbolic API (`crate::symbolic`), so that GDB ends with it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use virserver_gateway::{
 };
 
 use crate::boards::{BoardTemplate, MemoryKind, parse_u64};
+use crate::symbolic::Symbolic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DebuggerError {
@@ -119,6 +121,8 @@ pub struct Debugger {
     raw_monitor: bool,
     elf: PathBuf,
     symbols: OnceCell<Arc<LineMap>>,
+    /// The GDB behind the symbolic API, while it runs; it goes with the debugger.
+    symbolic: Symbolic,
 }
 
 impl Debugger {
@@ -143,6 +147,7 @@ impl Debugger {
             raw_monitor,
             elf,
             symbols: OnceCell::new(),
+            symbolic: Symbolic::default(),
         })
     }
 
@@ -152,6 +157,15 @@ impl Debugger {
 
     pub fn client(&self) -> DebugClient {
         self.gateway.client()
+    }
+
+    /// The program the session runs.
+    pub fn elf(&self) -> &Path {
+        &self.elf
+    }
+
+    pub fn symbolic(&self) -> &Symbolic {
+        &self.symbolic
     }
 
     /// A one-time address for one GDB connection within `ttl`. Refused with raw monitor

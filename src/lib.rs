@@ -18,9 +18,17 @@
 //! - [`app`] and [`server`]: building the services, serving HTTP, graceful shutdown.
 //! - [`bench`]: `virserver bench`, side-by-side measurements against the bare tools.
 //! - [`doctor`]: `virserver doctor`, the host's QEMU binaries and confinements.
+//! - [`dap`]: Debug Adapter Protocol endpoints (per session, and `virserver dap` on
+//!   stdio), bridging editors to GDB's own DAP.
+//! - [`ide_config`]: `virserver ide-config`, launch.json entries and a .gdbinit.
+//! - [`gdb`]: finding the GDB (>= 14, Python) behind DAP and GDB/MI.
+//! - [`symbolic`]: backtraces, locals and expressions for the API from one GDB/MI
+//!   process per debugged session.
 //!
 //! Separate crates hold the protocol and coverage code that does no I/O:
-//! `virserver-rsp` (GDB remote serial protocol) and `virserver-coverage` (traces, DWARF
+//! `virserver-rsp` (GDB remote serial protocol), `virserver-mi` (GDB/MI output and
+//! commands), `virserver-dap` (DAP framing and the
+//! bridge's state machine) and `virserver-coverage` (traces, DWARF
 //! lines, LCOV). docs/ARCHITECTURE.md has the map and its invariants.
 
 pub mod api;
@@ -31,10 +39,14 @@ pub mod boards;
 pub mod catalog;
 pub mod config;
 pub mod coverage;
+pub mod dap;
 pub mod debugger;
 pub mod doctor;
+pub mod gdb;
+pub mod ide_config;
 pub mod jobs;
 pub mod programs;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod symbolic;

@@ -31,6 +31,11 @@ enum Command {
     /// What this host gives the server: QEMU binaries and each confinement, active or
     /// not (exit 1 when one that `--confinement required` needs is missing).
     Doctor(ConfigOverrides),
+    /// A Debug Adapter Protocol adapter on stdio (an editor's `debugAdapter`): launches
+    /// or attaches to a session of the server and runs GDB's own DAP against it.
+    Dap(virserver::dap::remote::DapCommand),
+    /// Print a ready launch.json entry (or a .gdbinit) for a session.
+    IdeConfig(virserver::ide_config::IdeConfigCommand),
     /// Measure against the bare tools, in one run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -46,6 +51,9 @@ enum BenchCommand {
     Rsp(virserver::bench::RspBench),
     /// Semihosting console writes answered by the gateway against bare QEMU's own.
     Semihosting(virserver::bench::SemihostingBench),
+    /// DAP `next` and a stop's inspection through a session's DAP endpoint vs GDB's own
+    /// DAP on QEMU's stub.
+    Dap(virserver::dap::bench::DapBench),
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +89,14 @@ fn main() -> std::process::ExitCode {
             init_logging("warn");
             run(virserver::jobs::submit::submit(command))
         }
+        Command::Dap(command) => {
+            init_logging("warn");
+            run(virserver::dap::remote::run(command)).map(|()| 0)
+        }
+        Command::IdeConfig(command) => {
+            init_logging("warn");
+            run(virserver::ide_config::print(command)).map(|()| 0)
+        }
         Command::Coverage(command) => {
             init_logging("warn");
             run(virserver::coverage::cli(command)).map(|()| 0)
@@ -92,6 +108,7 @@ fn main() -> std::process::ExitCode {
                 BenchCommand::Jobs(options) => run(virserver::bench::jobs(options)),
                 BenchCommand::Rsp(options) => run(virserver::bench::rsp(options)),
                 BenchCommand::Semihosting(options) => run(virserver::bench::semihosting(options)),
+                BenchCommand::Dap(options) => run(virserver::dap::bench::dap(options)),
             }
             .map(|()| 0)
         }
@@ -115,8 +132,12 @@ fn init_logging(default: &str) {
 }
 
 fn run<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(future)
+        .build()?;
+    let result = runtime.block_on(future);
+    // A read of stdin (the `dap` adapter's) blocks a thread until the next byte; the
+    // process must not wait for it once its work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }

@@ -14,7 +14,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     let app = App::start(config).await?;
     let schema = api::schema::build(app.clone());
-    let router = api::http::router(schema, app.config.max_upload_bytes);
+    let router = api::http::router(schema, app.clone());
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("virserver listening on http://{address}");

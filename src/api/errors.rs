@@ -6,6 +6,8 @@ use async_graphql::{Error, ErrorExtensions};
 use crate::backend::BackendError;
 use crate::catalog::CatalogError;
 use crate::coverage::CoverageError;
+use crate::dap::endpoint::EndpointError;
+use crate::gdb::GdbError;
 use crate::jobs::service::JobError;
 use crate::programs::ProgramError;
 use crate::sessions::SessionError;
@@ -119,6 +121,22 @@ impl From<Error> for ApiError {
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         ApiError(session_error(error))
+    }
+}
+
+/// No usable GDB (or none with DAP): the message names what to install.
+impl From<GdbError> for ApiError {
+    fn from(error: GdbError) -> Self {
+        ApiError(coded("GDB_UNAVAILABLE", error.to_string()))
+    }
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(error: EndpointError) -> Self {
+        match error {
+            EndpointError::Gdb(gdb) => gdb.into(),
+            EndpointError::Io(_) => ApiError(internal(&error)),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! HTTP wiring, kept small: `/graphql` takes POST (JSON or multipart uploads, with the
 //! server's size limit), GET with a WebSocket upgrade (graphql-transport-ws or the older
 //! graphql-ws), and plain GET serves GraphiQL. `/healthz` answers "ok".
+//! `/programs/{id}` serves an uploaded ELF, for a debugger beside the editor (the
+//! `virserver dap` adapter attaching to a session loads its symbols from it).
 //!
 //! The POST handler reads the body itself rather than through async-graphql-axum's
 //! extractor, because that extractor applies no upload limit; an oversized request
@@ -12,7 +14,7 @@ use async_graphql::ParseRequestError;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, MultipartOptions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -22,21 +24,42 @@ use serde_json::json;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::schema::AppSchema;
+use crate::app::App;
 
 #[derive(Clone)]
 struct HttpState {
     schema: AppSchema,
-    max_upload_bytes: u64,
+    app: Arc<App>,
 }
 
-pub fn router(schema: AppSchema, max_upload_bytes: u64) -> Router {
+pub fn router(schema: AppSchema, app: Arc<App>) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/programs/{id}", get(program_file))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Arc::new(HttpState {
-            schema,
-            max_upload_bytes,
-        }))
+        .with_state(Arc::new(HttpState { schema, app }))
+}
+
+/// One uploaded program's ELF, by its id.
+async fn program_file(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+    let sessions = &state.app.sessions;
+    let program = match sessions.program(&id).await {
+        Ok(program) => program,
+        Err(error) => {
+            return request_error(StatusCode::NOT_FOUND, "NOT_FOUND", error.to_string());
+        }
+    };
+    match sessions.program_bytes(&program).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/x-elf")], bytes).into_response(),
+        Err(error) => {
+            tracing::error!(%error, program = %id, "stored program unreadable");
+            request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "the stored program cannot be read; see the server log".into(),
+            )
+        }
+    }
 }
 
 /// A request-level error in the GraphQL response shape.
@@ -47,14 +70,14 @@ fn request_error(status: StatusCode, code: &str, message: String) -> Response {
 
 async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     // Room for the operations and map fields around the file.
-    let body_limit = state.max_upload_bytes + 1024 * 1024;
+    let body_limit = state.app.config.max_upload_bytes + 1024 * 1024;
     let too_large = || {
         request_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "TOO_LARGE",
             format!(
                 "the request exceeds the upload limit of {} bytes",
-                state.max_upload_bytes
+                state.app.config.max_upload_bytes
             ),
         )
     };
@@ -77,7 +100,7 @@ async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> 
         .map_err(|error| std::io::Error::other(error.to_string()));
     let reader = tokio_util::io::StreamReader::new(stream).compat();
     let options = MultipartOptions::default()
-        .max_file_size(state.max_upload_bytes as usize)
+        .max_file_size(state.app.config.max_upload_bytes as usize)
         .max_num_files(8);
     match async_graphql::http::receive_batch_body(content_type, reader, options).await {
         Ok(batch) => GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response(),

@@ -8,6 +8,8 @@ mod coverage;
 mod debug;
 mod errors;
 pub mod http;
+mod ide;
 mod jobs;
 pub mod schema;
 mod sessions;
+mod symbolic;

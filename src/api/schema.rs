@@ -8,8 +8,10 @@ use super::boards::{BoardMutation, BoardQuery};
 use super::coverage::CoverageQuery;
 use super::debug::{DebugMutation, DebugQuery};
 use super::errors::ErrorCodes;
+use super::ide::IdeQuery;
 use super::jobs::{JobMutation, JobQuery, JobSubscription};
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
+use super::symbolic::{SymbolicMutation, SymbolicQuery};
 use crate::app::App;
 
 #[derive(MergedObject, Default)]
@@ -19,10 +21,18 @@ pub struct QueryRoot(
     CoverageQuery,
     JobQuery,
     DebugQuery,
+    IdeQuery,
+    SymbolicQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(SessionMutation, BoardMutation, JobMutation, DebugMutation);
+pub struct MutationRoot(
+    SessionMutation,
+    BoardMutation,
+    JobMutation,
+    DebugMutation,
+    SymbolicMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(SessionSubscription, JobSubscription);

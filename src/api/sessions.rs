@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::boards::BoardTemplateObject;
 use super::errors::{ApiResult, coded, to_graphql};
 use crate::app::App;
 use crate::backend::{BackendKind, Collector};
 use crate::programs::display_name;
-use crate::sessions::{EventKind, PowerAction, SessionEvent, SessionState, next_live};
+use crate::sessions::{EventKind, PowerAction, SessionEvent, SessionState, follow};
 use crate::store::{ProgramRecord, SessionRecord};
 
 pub fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
@@ -219,6 +219,14 @@ impl Session {
     async fn gdb_address(&self, ctx: &Context<'_>) -> Option<String> {
         let (_, gdb) = app(ctx).sessions.machine_info(&self.0.id)?;
         gdb.map(|address| address.to_string())
+    }
+
+    /// Where DAP clients (editors) attach while powered: a TCP endpoint whose every
+    /// connection gets its own GDB, attached through the session's gateway. Null while
+    /// not powered; GDB_UNAVAILABLE without a DAP-capable GDB.
+    async fn dap_address(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        let address = app(ctx).dap.address(&self.0.id).await?;
+        Ok(address.map(|address| address.to_string()))
     }
 
     /// The emulator's process id while powered.
@@ -526,34 +534,19 @@ impl SessionSubscription {
         session_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = UartChunkObject> + use<>> {
         let app = app(ctx).clone();
-        let (replay, mut live) = app
+        let (replay, live) = app
             .sessions
             .subscribe_uart(&session_id)
             .await
             .map_err(to_graphql)?;
         let shutdown = app.shutdown.clone();
-        Ok(async_stream::stream! {
-            let mut last = 0;
-            for chunk in replay {
-                last = chunk.seq;
-                yield UartChunkObject { seq: chunk.seq as i64, data: chunk.data, dropped: 0 };
-            }
-            loop {
-                let next = tokio::select! {
-                    () = shutdown.cancelled() => None,
-                    next = next_live(&mut live) => next,
-                };
-                let Some(chunk) = next else { break };
-                if chunk.seq > last {
-                    last = chunk.seq;
-                    yield UartChunkObject {
-                        seq: chunk.seq as i64,
-                        data: chunk.data,
-                        dropped: chunk.dropped as i64,
-                    };
-                }
-            }
-        })
+        Ok(follow(replay, live)
+            .take_until(shutdown.cancelled_owned())
+            .map(|chunk| UartChunkObject {
+                seq: chunk.seq as i64,
+                data: chunk.data,
+                dropped: chunk.dropped as i64,
+            }))
     }
 
     /// State changes and other events of one session, from now on; the stream ends when

@@ -76,6 +76,21 @@ impl Launched {
 
 impl SessionService {
     /// The debugger of a powered session.
+    /// Every stop and resume of a powered session's CPU, whoever caused it, without
+    /// attaching anything (unlike [`Self::debugger`]).
+    pub async fn run_events(
+        &self,
+        id: &str,
+    ) -> Result<tokio::sync::broadcast::Receiver<virserver_gateway::RunEvent>, SessionError> {
+        let (_, runtime) = self.existing(id).await?;
+        let mut control = runtime.control.lock().await;
+        let launched = powered(&mut control, id)?;
+        let debugger = launched.debugger.as_ref().ok_or_else(|| {
+            SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
+        })?;
+        Ok(debugger.gateway().run_events())
+    }
+
     pub async fn debugger(&self, id: &str) -> Result<Arc<Debugger>, SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;

@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 pub use state::{EventKind, SessionEvent, SessionState, StopInfo};
-pub use uart::{UartChunk, UartLog, next_live};
+pub use uart::{UartChunk, UartLog, follow, next_live};
 
 use bus::{BUS_CHANNEL, BusMessage, SessionBus};
 use supervisor::{record_state, supervise};

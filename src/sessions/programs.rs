@@ -136,6 +136,11 @@ impl SessionService {
         self.get(session_id).await
     }
 
+    /// Where a program's stored file is, for a local reader such as GDB.
+    pub fn program_path(&self, program: &ProgramRecord) -> PathBuf {
+        self.programs.path_of(&program.sha256)
+    }
+
     /// The stored file of a program.
     pub async fn program_bytes(&self, program: &ProgramRecord) -> Result<Vec<u8>, SessionError> {
         tokio::fs::read(self.programs.path_of(&program.sha256))

@@ -112,6 +112,27 @@ fn complete_prefix(bytes: &[u8]) -> usize {
     }
 }
 
+/// A subscriber's whole view: the replay, then the live chunks that follow it (none
+/// twice), each marked with what this subscriber missed before it. Ends with the log.
+pub fn follow(
+    replay: Vec<UartChunk>,
+    mut live: broadcast::Receiver<UartChunk>,
+) -> impl futures_util::Stream<Item = UartChunk> {
+    async_stream::stream! {
+        let mut last = 0;
+        for chunk in replay {
+            last = chunk.seq;
+            yield chunk;
+        }
+        while let Some(chunk) = next_live(&mut live).await {
+            if chunk.seq > last {
+                last = chunk.seq;
+                yield chunk;
+            }
+        }
+    }
+}
+
 /// Turns the live receiver into chunks, marking what a lagging subscriber missed.
 /// `None` means the log is gone.
 pub async fn next_live(receiver: &mut broadcast::Receiver<UartChunk>) -> Option<UartChunk> {

@@ -181,6 +181,18 @@ impl Server {
             .to_owned()
     }
 
+    /// A powered session's DAP endpoint, `HOST:PORT`.
+    pub async fn dap_address(&self, session: &str) -> String {
+        self.query(
+            "query($s: ID!) { session(id: $s) { dapAddress } }",
+            json!({ "s": session }),
+        )
+        .await["session"]["dapAddress"]
+            .as_str()
+            .expect("a powered session has a DAP endpoint")
+            .to_owned()
+    }
+
     pub async fn session(&self, session: &str) -> Value {
         self.query(
             "query($id: ID!) { session(id: $id) { id name state exitCode stateReason emulatorPid uartText board { id } programs { id } } }",

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreatedAttr, Scope,
 };
 use serde::Deserialize;
@@ -170,6 +170,9 @@ pub enum Grant {
     Read,
     /// Everything but execute: the run dir.
     ReadWrite,
+    /// Read, list and execute: the installation prefix of a helper outside the system
+    /// directories (a Python virtual environment holding GDB).
+    Install,
 }
 
 impl Grant {
@@ -178,6 +181,7 @@ impl Grant {
             Grant::Execute => AccessFs::Execute | AccessFs::ReadFile,
             Grant::Read => AccessFs::ReadFile | AccessFs::ReadDir,
             Grant::ReadWrite => AccessFs::from_all(LANDLOCK_ABI) & !AccessFs::Execute,
+            Grant::Install => AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir,
         }
     }
 }
@@ -254,7 +258,10 @@ fn check_outputs(files: &LaunchFiles<'_>) -> Result<(), ConfinementError> {
 
 /// Opens the rules' paths and builds the ruleset in this (the parent) process. `None` when
 /// the kernel has no Landlock.
-fn landlock_ruleset(rules: &[PathRule]) -> Result<Option<OwnedFd>, ConfinementError> {
+fn landlock_ruleset(
+    rules: &[PathRule],
+    connect_ports: &[u16],
+) -> Result<Option<OwnedFd>, ConfinementError> {
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(LANDLOCK_ABI))?
         .handle_access(AccessNet::from_all(LANDLOCK_ABI))?
@@ -270,7 +277,42 @@ fn landlock_ruleset(rules: &[PathRule]) -> Result<Option<OwnedFd>, ConfinementEr
         })?;
         ruleset = ruleset.add_rule(PathBeneath::new(fd, rule.grant.access()))?;
     }
+    for port in connect_ports {
+        ruleset = ruleset.add_rule(NetPort::new(*port, AccessNet::ConnectTcp))?;
+    }
     Ok(ruleset.into())
+}
+
+/// The confinement of a helper process the server starts for an untrusted client (the
+/// GDB behind a session's DAP endpoint): Landlock with `rules` plus the system's
+/// libraries and loader files, TCP connect to `connect_ports` only, and no_new_privs.
+/// Without Landlock on this kernel only no_new_privs holds; the answer says so.
+pub fn prepare_helper(
+    rules: &[PathRule],
+    connect_ports: &[u16],
+) -> Result<(Prepared, Option<String>), ConfinementError> {
+    let mut all = rules.to_vec();
+    for path in LIBRARY_DIRS.iter().chain(&SYSTEM_PATHS) {
+        if !all.iter().any(|rule| rule.path == Path::new(path)) {
+            all.push(PathRule {
+                path: PathBuf::from(path),
+                grant: Grant::Read,
+                required: false,
+            });
+        }
+    }
+    let (ruleset, missing) = match landlock_abi() {
+        Ok(_) => (landlock_ruleset(&all, connect_ports)?, None),
+        Err(reason) => (None, Some(reason)),
+    };
+    Ok((
+        Prepared {
+            sandbox: false,
+            no_new_privs: true,
+            ruleset,
+        },
+        missing,
+    ))
 }
 
 /// Landlock on this kernel: its ABI version, or why there is none.
@@ -552,7 +594,7 @@ impl HostConfinement {
             (Ok(_), Some(support)) => match &support.interpreter {
                 Ok(interpreter) => {
                     let rules = path_rules(&support.resolved, interpreter.as_deref(), files);
-                    landlock_ruleset(&rules)?
+                    landlock_ruleset(&rules, &[])?
                 }
                 Err(reason) => {
                     required("landlock", reason.clone())?;
@@ -662,6 +704,26 @@ pub struct InChild {
 }
 
 impl InChild {
+    /// Makes `command`'s child die with the server and confine itself before exec.
+    pub fn install(self, command: &mut tokio::process::Command) {
+        // SAFETY: the closure only calls async-signal-safe libc functions between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Die with the server thread that started us. Tokio spawns from its
+                // long-lived worker threads, so "thread" and "server" coincide here.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The server may have died between fork and prctl.
+                if libc::getppid() == 1 {
+                    libc::_exit(1);
+                }
+                self.apply()
+            });
+        }
+    }
+
     /// Async-signal-safe: two system calls, no allocation (`last_os_error` only reads errno).
     pub fn apply(self) -> std::io::Result<()> {
         // SAFETY: prctl and landlock_restrict_self take plain integers; the ruleset fd is

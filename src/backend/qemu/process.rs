@@ -146,21 +146,7 @@ pub fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: the closure only calls async-signal-safe libc functions between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            // Die with the server thread that started us. Tokio spawns from its long-lived
-            // worker threads, so "thread" and "server" coincide here.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The server may have died between fork and prctl.
-            if libc::getppid() == 1 {
-                libc::_exit(1);
-            }
-            in_child.apply()
-        });
-    }
+    in_child.install(&mut command);
     let child = command
         .spawn()
         .map_err(|error| BackendError::Launch(format!("cannot run {}: {error}", binary.display())));
