@@ -510,3 +510,52 @@ async fn every_client_sees_the_stops_and_resumes_others_cause() {
         client.closed().await.unwrap();
     }
 }
+
+/// `runEvents` streams every stop and resume of a session's CPU, with who resumed it.
+#[tokio::test]
+async fn run_events_say_every_stop_and_resume_and_who_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let session = server.create_session("mps2-an385").await;
+    server.upload(&session, TICKER).await;
+    server.power(&session, "ON", true).await;
+    api_pc(&server, &session).await;
+    let mut events = server
+        .subscribe(
+            "subscription($s: ID!) { runEvents(sessionId: $s) { kind stop by step } }",
+            json!({"s": session}),
+        )
+        .await;
+    // The stream starts a moment after the subscribe message: cycle until a whole
+    // resume and stop of the API's arrive.
+    let mut seen: Vec<Value> = Vec::new();
+    for _ in 0..5 {
+        api_continue(&server, &session).await;
+        api_pc(&server, &session).await;
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_secs(5), events.next()).await
+        {
+            let kind = event["runEvents"]["kind"].clone();
+            seen.push(event["runEvents"].clone());
+            if kind == "STOPPED" {
+                break;
+            }
+        }
+        if seen.iter().any(|event| event["kind"] == "RESUMED") {
+            break;
+        }
+    }
+    let resumed = seen
+        .iter()
+        .position(|event| event["kind"] == "RESUMED")
+        .unwrap_or_else(|| panic!("no RESUMED in {seen:?}"));
+    assert_eq!(seen[resumed]["by"], "api", "{seen:?}");
+    let stopped = seen[resumed + 1..]
+        .iter()
+        .find(|event| event["kind"] == "STOPPED")
+        .unwrap_or_else(|| panic!("no STOPPED after the resume in {seen:?}"));
+    assert!(
+        stopped["stop"].as_str().unwrap().starts_with('T'),
+        "{stopped}"
+    );
+}

@@ -8,7 +8,7 @@ use super::boards::{BoardMutation, BoardQuery};
 use super::coverage::CoverageQuery;
 use super::debug::{DebugMutation, DebugQuery};
 use super::errors::ErrorCodes;
-use super::ide::IdeQuery;
+use super::ide::{IdeQuery, IdeSubscription};
 use super::jobs::{JobMutation, JobQuery, JobSubscription};
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
 use super::symbolic::{SymbolicMutation, SymbolicQuery};
@@ -35,7 +35,7 @@ pub struct MutationRoot(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(SessionSubscription, JobSubscription);
+pub struct SubscriptionRoot(SessionSubscription, JobSubscription, IdeSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

@@ -209,15 +209,45 @@ impl SessionOps for RemoteOps {
         .map(drop)
     }
 
-    /// The API does not stream every resume (it would flood a session's history), so
-    /// the stdio adapter learns of others' stops only through its GDB.
+    /// Not beside the editor: `runEvents` reaches this adapter later than its own
+    /// GDB's stop, so a notice of the adapter's own `next` would look like someone
+    /// else's run. Others' halts still arrive, through its GDB, as `pause` whenever it
+    /// waits on a run of its own.
     async fn run_events(&self, _session_id: &str) -> Result<RunFeed, OpError> {
         Err(OpError(
-            "the API reports no resumes; stops reach this adapter through its GDB".into(),
+            "run events are not correlated with this adapter's own GDB".into(),
         ))
     }
 
     async fn uart(&self, session_id: &str) -> Result<UartFeed, OpError> {
+        let mut chunks = self
+            .subscribe(
+                "subscription($s: ID!) { uartOutput(sessionId: $s) { data dropped } }",
+                json!({ "s": session_id }),
+            )
+            .await?;
+        let (sender, receiver) = mpsc::channel(256);
+        tokio::spawn(async move {
+            while let Some(data) = chunks.recv().await {
+                let chunk = &data["uartOutput"];
+                let text = chunk["data"].as_str().unwrap_or_default().to_owned();
+                let dropped = chunk["dropped"].as_u64().unwrap_or(0);
+                if sender.send((text, dropped)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(receiver)
+    }
+}
+
+impl RemoteOps {
+    /// A GraphQL subscription over graphql-transport-ws: each event's `data`.
+    async fn subscribe(
+        &self,
+        query: &str,
+        variables: Value,
+    ) -> Result<mpsc::Receiver<Value>, OpError> {
         let url = format!("{}/graphql", self.base.replacen("http", "ws", 1));
         let mut request = url
             .into_client_request()
@@ -228,15 +258,14 @@ impl SessionOps for RemoteOps {
         );
         let (mut socket, _) = tokio_tungstenite::connect_async(request)
             .await
-            .map_err(|error| OpError(format!("console subscription: {error}")))?;
-        let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($s: ID!) { uartOutput(sessionId: $s) { data dropped } }",
-            "variables": { "s": session_id } } });
+            .map_err(|error| OpError(format!("subscription: {error}")))?;
+        let subscribe = json!({ "id": "1", "type": "subscribe",
+                                "payload": { "query": query, "variables": variables } });
         for message in [json!({ "type": "connection_init" }), subscribe] {
             socket
                 .send(Message::Text(message.to_string().into()))
                 .await
-                .map_err(|error| OpError(format!("console subscription: {error}")))?;
+                .map_err(|error| OpError(format!("subscription: {error}")))?;
         }
         let (sender, receiver) = mpsc::channel(256);
         tokio::spawn(async move {
@@ -248,13 +277,11 @@ impl SessionOps for RemoteOps {
                     continue;
                 };
                 match value["type"].as_str() {
-                    Some("next") => {
-                        let chunk = &value["payload"]["data"]["uartOutput"];
-                        let data = chunk["data"].as_str().unwrap_or_default().to_owned();
-                        let dropped = chunk["dropped"].as_u64().unwrap_or(0);
-                        if sender.send((data, dropped)).await.is_err() {
-                            break;
-                        }
+                    // The reader went away: so does the subscription.
+                    Some("next")
+                        if sender.send(value["payload"]["data"].clone()).await.is_err() =>
+                    {
+                        break;
                     }
                     Some("ping") => {
                         let pong = json!({ "type": "pong" }).to_string();

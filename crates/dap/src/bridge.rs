@@ -18,6 +18,8 @@
 //! - Stops and resumes the client did not cause reach it: `continued` when another
 //!   debugger or the API resumes the CPU it saw halted, `stopped` with reason `pause`
 //!   when it halts again (and for GDB's report of a stop it did not ask for).
+//! - `threads` while the CPU runs (which GDB's all-stop DAP refuses) is answered with
+//!   the last stop's list.
 //! - Once the session is ready the client gets a `virserverSession` event naming it.
 //! - The console UART arrives as `output` events (category `stdout`) in order; chunks
 //!   the subscription lost are reported, never dropped silently.
@@ -196,6 +198,8 @@ pub struct Bridge {
     own_pause: bool,
     /// The thread of the last stop, for events the bridge makes.
     thread: Option<Value>,
+    /// GDB's last thread list.
+    threads: Option<Value>,
 }
 
 /// Debug Console commands a confined GDB runs: reading and changing the target, never
@@ -553,6 +557,9 @@ impl Bridge {
                         if matches!(command.as_str(), "launch" | "attach") {
                             self.attached = message.get("success") == Some(&json!(true));
                         }
+                        if command == "threads" {
+                            self.threads_answer(&mut message);
+                        }
                         if command == "initialize" && message["body"].is_object() {
                             // GDB offers Ada and C++ exception breakpoints; firmware has
                             // neither, and an editor would list six dead checkboxes.
@@ -661,6 +668,27 @@ impl Bridge {
                 self.send_gdb(&mut refresh, Pending::Refresh);
             }
             _ => {}
+        }
+    }
+
+    /// GDB's all-stop DAP cannot list threads while the CPU runs, and an editor asks
+    /// right after `continued`: it gets the list of the last stop (QEMU's threads are
+    /// its CPUs, which do not come and go).
+    fn threads_answer(&mut self, message: &mut Value) {
+        if message.get("success") == Some(&json!(true)) {
+            self.threads = Some(message["body"].clone());
+        } else if self.view != View::Stopped {
+            let mut thread = json!({"name": "CPU"});
+            thread["id"] = self.thread.clone().unwrap_or(json!(1));
+            let body = self
+                .threads
+                .clone()
+                .unwrap_or_else(|| json!({"threads": [thread]}));
+            message["success"] = json!(true);
+            message["body"] = body;
+            if let Some(object) = message.as_object_mut() {
+                object.remove("message");
+            }
         }
     }
 

@@ -450,3 +450,34 @@ fn the_command_line_board_and_program_win_over_the_launch_arguments() {
         })]
     );
 }
+
+#[test]
+fn threads_while_running_get_the_last_stops_list() {
+    let (mut bridge, _) = launched(false);
+    bridge.handle(Input::Gdb(json!({"type": "response", "request_seq": 4, "seq": 7, "command": "attach", "success": true})));
+    drain(&mut bridge);
+    bridge.handle(request(3, "threads", json!({})));
+    let [Action::ToGdb(asked)] = &drain(&mut bridge)[..] else {
+        panic!()
+    };
+    let list = json!({"threads": [{"id": 1, "name": "CPU#0"}]});
+    bridge.handle(Input::Gdb(json!({"type": "response", "request_seq": asked["seq"], "seq": 8, "command": "threads", "success": true, "body": list})));
+    drain(&mut bridge);
+    bridge.handle(request(4, "continue", json!({"threadId": 1})));
+    drain(&mut bridge);
+    bridge.handle(request(5, "threads", json!({})));
+    let [Action::ToGdb(asked)] = &drain(&mut bridge)[..] else {
+        panic!()
+    };
+    bridge.handle(Input::Gdb(json!({"type": "response", "request_seq": asked["seq"], "seq": 9, "command": "threads", "success": false,
+                                    "message": "Cannot execute this command while the target is running."})));
+    let [Action::ToClient(answer)] = &drain(&mut bridge)[..] else {
+        panic!()
+    };
+    assert_eq!(
+        (answer["success"].as_bool(), answer["request_seq"].as_u64()),
+        (Some(true), Some(5))
+    );
+    assert_eq!(answer["body"], list);
+    assert!(answer.get("message").is_none());
+}
