@@ -332,6 +332,21 @@ struct Reply {
     console: String,
 }
 
+impl Reply {
+    /// The `value` GDB answered, with its type.
+    fn value(&self, type_name: String) -> Result<Value, SymbolicError> {
+        let value = self
+            .record
+            .results
+            .get_str("value")
+            .ok_or_else(|| SymbolicError::Failed("no value in GDB's answer".into()))?;
+        Ok(Value {
+            value: value.to_owned(),
+            type_name,
+        })
+    }
+}
+
 /// One running `gdb --interpreter=mi3`.
 struct MiProcess {
     child: Child,
@@ -572,15 +587,7 @@ impl MiProcess {
             .ok_or_else(|| SymbolicError::BadExpression("the expression has no type".into()))?;
         let evaluate = in_frame("data-evaluate-expression", &thread, frame).arg(expression);
         let reply = self.framed(evaluate, frame).await?;
-        let value = reply
-            .record
-            .results
-            .get_str("value")
-            .ok_or_else(|| SymbolicError::Failed("no value in GDB's answer".into()))?;
-        Ok(Value {
-            value: value.to_owned(),
-            type_name,
-        })
+        reply.value(type_name)
     }
 
     /// Through a variable object: `-var-assign` takes the value as one expression and
@@ -613,15 +620,7 @@ impl MiProcess {
             .await;
         let assigned = assigned?;
         deleted?;
-        let value = assigned
-            .record
-            .results
-            .get_str("value")
-            .ok_or_else(|| SymbolicError::Failed("no value in GDB's answer".into()))?;
-        Ok(Value {
-            value: value.to_owned(),
-            type_name,
-        })
+        assigned.value(type_name)
     }
 }
 

@@ -4,8 +4,7 @@
 //! is `Session.dapAddress`, in `sessions.rs`.
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
-use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use futures_util::{Stream, StreamExt};
 use virserver_gateway::{ResumedBy, RunEvent};
 
 use super::errors::{ApiResult, to_graphql};
@@ -95,25 +94,13 @@ impl IdeSubscription {
         session_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = RunEventObject> + use<>> {
         let app = app(ctx).clone();
-        let mut events = app
+        let events = app
             .sessions
             .run_events(&session_id)
             .await
             .map_err(to_graphql)?;
-        let shutdown = app.shutdown.clone();
-        Ok(async_stream::stream! {
-            loop {
-                let next = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    next = events.recv() => next,
-                };
-                match next {
-                    Ok(event) => yield RunEventObject::from(event),
-                    // Only the latest state matters to a reader that fell behind.
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        })
+        Ok(events
+            .take_until(app.shutdown.clone().cancelled_owned())
+            .map(RunEventObject::from))
     }
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use virserver_dap::{BridgeConfig, OpError, Ready, RunNotice};
@@ -207,20 +206,18 @@ impl SessionOps for LocalOps {
     }
 
     async fn run_events(&self, session_id: &str) -> Result<RunFeed, OpError> {
-        let mut events = self
+        let events = self
             .sessions
             .run_events(session_id)
             .await
             .map_err(op_error)?;
         let (sender, receiver) = mpsc::channel(64);
         tokio::spawn(async move {
-            loop {
-                let notice = match events.recv().await {
-                    Ok(RunEvent::Stopped(_)) => RunNotice::Stopped,
-                    Ok(RunEvent::Resumed(_)) => RunNotice::Resumed,
-                    // Only the latest state matters; a lagging reader reads on.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let notice = match event {
+                    RunEvent::Stopped(_) => RunNotice::Stopped,
+                    RunEvent::Resumed(_) => RunNotice::Resumed,
                 };
                 if sender.send(notice).await.is_err() {
                     return;

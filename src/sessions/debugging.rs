@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::sync::{Arc, Weak};
 
-use virserver_gateway::{ConsoleSink, Resumed, SemihostingConfig};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use virserver_gateway::{ConsoleSink, Resumed, RunEvent, SemihostingConfig};
 
 use super::{EventKind, Launched, Runtime, SessionError, SessionService, SessionState, powered};
 use crate::backend::BackendError;
@@ -76,22 +78,32 @@ impl Launched {
 
 impl SessionService {
     /// The debugger of a powered session.
-    /// Every stop and resume of a powered session's CPU, whoever caused it, without
-    /// attaching anything (unlike [`Self::debugger`]).
+    /// Every stop and resume of a powered session's CPU from now on, whoever caused
+    /// it, without attaching anything (unlike [`Self::debugger`]). A reader that falls
+    /// behind skips what it missed (only the latest state matters); the stream ends
+    /// with the gateway.
     pub async fn run_events(
         &self,
         id: &str,
-    ) -> Result<tokio::sync::broadcast::Receiver<virserver_gateway::RunEvent>, SessionError> {
-        let (_, runtime) = self.existing(id).await?;
-        let mut control = runtime.control.lock().await;
-        let launched = powered(&mut control, id)?;
-        let debugger = launched.debugger.as_ref().ok_or_else(|| {
-            SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
-        })?;
-        Ok(debugger.gateway().run_events())
+    ) -> Result<impl Stream<Item = RunEvent> + Send + use<>, SessionError> {
+        let (_, debugger) = self.powered_debugger(id).await?;
+        let mut events = debugger.gateway().run_events();
+        Ok(async_stream::stream! {
+            loop {
+                match events.recv().await {
+                    Ok(event) => yield event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
     }
 
-    pub async fn debugger(&self, id: &str) -> Result<Arc<Debugger>, SessionError> {
+    /// The debugger of a powered session, as it is.
+    async fn powered_debugger(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<Runtime>, Arc<Debugger>), SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
         let launched = powered(&mut control, id)?;
@@ -99,6 +111,11 @@ impl SessionService {
             SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
         })?;
         drop(control);
+        Ok((runtime, debugger))
+    }
+
+    pub async fn debugger(&self, id: &str) -> Result<Arc<Debugger>, SessionError> {
+        let (runtime, debugger) = self.powered_debugger(id).await?;
         // A session paused through QMP, with no GDB link, is halted for the API too:
         // attach (connecting to a paused VM's stub changes nothing) and hold the halt
         // until the session resumes. A stop GDB caused is the gateway's already.
