@@ -71,6 +71,7 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 uart_replay_bytes: config.uart_replay_bytes,
                 max_upload_bytes: config.max_upload_bytes,
+                snapshot_quota_bytes: config.snapshot_quota_bytes,
                 node: config.node_name.clone(),
                 gdb_listen: config.gdb_listen,
                 raw_monitor: config.allow_raw_monitor,

@@ -88,7 +88,7 @@ impl BenchSession {
             .context("the board has no QEMU section")?;
         let session = app
             .sessions
-            .create("bench", BackendKind::Qemu, &board.id, None)
+            .create("bench", BackendKind::Qemu, &board.id, Default::default())
             .await?;
         app.sessions
             .upload_program(&session.id, "bench.elf", &bytes)
@@ -308,6 +308,10 @@ pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
                     forbid_uart: Vec::new(),
                     uart_input: None,
                     coverage: None,
+                    deterministic: false,
+                    from_snapshot: None,
+                    keep_on_failure: false,
+                    record: false,
                 })
                 .await?;
             ids.push(job.id);

@@ -54,6 +54,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How many bytes of recent UART output a late subscriber is replayed.
     pub uart_replay_bytes: usize,
+    /// How many bytes of snapshot images one session may keep.
+    pub snapshot_quota_bytes: u64,
     /// This server's name in a cluster; jobs record which node ran them.
     pub node_name: String,
     /// Redis URL: jobs go through Redis Streams and events cross nodes. `None`: the
@@ -91,6 +93,7 @@ impl Default for Config {
             boards_dir: PathBuf::from("boards"),
             max_upload_bytes: 32 * 1024 * 1024,
             uart_replay_bytes: 64 * 1024,
+            snapshot_quota_bytes: 256 * 1024 * 1024,
             node_name: default_node_name(),
             redis_url: None,
             max_concurrent_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -125,6 +128,7 @@ pub struct ConfigFile {
     pub boards_dir: Option<PathBuf>,
     pub max_upload_bytes: Option<u64>,
     pub uart_replay_bytes: Option<usize>,
+    pub snapshot_quota_bytes: Option<u64>,
     pub node_name: Option<String>,
     pub redis_url: Option<String>,
     pub max_concurrent_jobs: Option<usize>,
@@ -156,6 +160,9 @@ pub struct ConfigOverrides {
     /// Largest program upload accepted, in bytes.
     #[arg(long, env = "VIRSERVER_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// Bytes of snapshot images one session may keep (default 256 MiB).
+    #[arg(long, env = "VIRSERVER_SNAPSHOT_QUOTA_BYTES")]
+    pub snapshot_quota_bytes: Option<u64>,
     /// Name of this node in a cluster (default: the host name).
     #[arg(long, env = "VIRSERVER_NODE_NAME")]
     pub node_name: Option<String>,
@@ -232,6 +239,7 @@ impl Config {
         set(&mut self.boards_dir, file.boards_dir);
         set(&mut self.max_upload_bytes, file.max_upload_bytes);
         set(&mut self.uart_replay_bytes, file.uart_replay_bytes);
+        set(&mut self.snapshot_quota_bytes, file.snapshot_quota_bytes);
         set(&mut self.node_name, file.node_name);
         set_opt(&mut self.redis_url, file.redis_url);
         set(&mut self.max_concurrent_jobs, file.max_concurrent_jobs);
@@ -251,6 +259,10 @@ impl Config {
         set_opt(&mut self.database, overrides.database.clone());
         set(&mut self.boards_dir, overrides.boards_dir.clone());
         set(&mut self.max_upload_bytes, overrides.max_upload_bytes);
+        set(
+            &mut self.snapshot_quota_bytes,
+            overrides.snapshot_quota_bytes,
+        );
         set(&mut self.node_name, overrides.node_name.clone());
         set_opt(&mut self.redis_url, overrides.redis_url.clone());
         set(&mut self.max_concurrent_jobs, overrides.max_concurrent_jobs);

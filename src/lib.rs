@@ -50,3 +50,4 @@ pub mod server;
 pub mod sessions;
 pub mod store;
 pub mod symbolic;
+pub mod time_bench;

@@ -24,6 +24,8 @@ enum Command {
     Schema,
     /// Run one firmware job here, with no server; exit 0 only when every rule passed.
     Run(virserver::jobs::cli::RunCommand),
+    /// Open the failure point a `run --keep-on-failure` kept, for GDB and editors.
+    Debug(virserver::jobs::cli::DebugCommand),
     /// Send one firmware job to a server and wait for its verdict (same flags as run).
     Submit(virserver::jobs::submit::SubmitCommand),
     /// Line coverage from saved QEMU traces (offline), or merge LCOV files.
@@ -54,6 +56,11 @@ enum BenchCommand {
     /// DAP `next` and a stop's inspection through a session's DAP endpoint vs GDB's own
     /// DAP on QEMU's stub.
     Dap(virserver::dap::bench::DapBench),
+    /// Snapshot save/restore per board, forks (1 and 8), a job from a snapshot vs a
+    /// cold boot, deterministic vs free.
+    Snapshots(virserver::time_bench::SnapshotsBench),
+    /// Record overhead, replay speed, reverse-stepi and reverse-continue latency.
+    Replay(virserver::time_bench::ReplayBench),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +92,10 @@ fn main() -> std::process::ExitCode {
             init_logging("warn");
             run(virserver::jobs::cli::run(command))
         }
+        Command::Debug(command) => {
+            init_logging("warn");
+            run(virserver::jobs::cli::debug(command))
+        }
         Command::Submit(command) => {
             init_logging("warn");
             run(virserver::jobs::submit::submit(command))
@@ -109,6 +120,8 @@ fn main() -> std::process::ExitCode {
                 BenchCommand::Rsp(options) => run(virserver::bench::rsp(options)),
                 BenchCommand::Semihosting(options) => run(virserver::bench::semihosting(options)),
                 BenchCommand::Dap(options) => run(virserver::dap::bench::dap(options)),
+                BenchCommand::Snapshots(options) => run(virserver::time_bench::snapshots(options)),
+                BenchCommand::Replay(options) => run(virserver::time_bench::replay(options)),
             }
             .map(|()| 0)
         }

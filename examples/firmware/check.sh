@@ -87,6 +87,17 @@ for elf in "$@"; do
                 failed=1
             fi
             ;;
+        timer-*)
+            # Five timer readings, whatever their values.
+            run "$elf" 10 ""
+            if [ "$rc" -eq 0 ] && grep -Eq '^timer:( [0-9]+){5}$' "$tmp/out"; then
+                echo "PASS $name (exit 0, $(cat "$tmp/out"))"
+            else
+                echo "FAIL $name (exit $rc, want 0 and five readings)"
+                sed 's/^/    /' "$tmp/out" "$tmp/err"
+                failed=1
+            fi
+            ;;
         semihost-*)
             # Its 1000 semihosted lines go to QEMU's stderr (target=native).
             run "$elf" 10 ""

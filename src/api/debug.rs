@@ -78,6 +78,7 @@ fn debug_error(error: DebuggerError) -> super::errors::ApiError {
         DebuggerError::BadInput(_) => "BAD_INPUT",
         DebuggerError::Target(DebugError::NotHalted) => "NOT_HALTED",
         DebuggerError::Target(DebugError::UnknownRegister(_)) => "NO_SUCH_SYMBOL",
+        DebuggerError::Target(DebugError::NoReverse) => "NOT_REPLAYING",
         DebuggerError::Target(_) | DebuggerError::Gateway(_) => "TARGET_ERROR",
         DebuggerError::TicketsWithRawMonitor => "UNSUPPORTED",
     };
@@ -216,6 +217,37 @@ impl DebugMutation {
     async fn continue_session(&self, ctx: &Context<'_>, session_id: ID) -> ApiResult<bool> {
         app(ctx).sessions.resume_cpu(&session_id).await?;
         Ok(true)
+    }
+
+    /// Executes backwards `count` instructions of a halted CPU replaying a recording;
+    /// returns where it stopped. NOT_REPLAYING on any other session.
+    async fn reverse_step(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        #[graphql(default = 1)] count: i32,
+    ) -> ApiResult<StopPositionObject> {
+        let count = u32::try_from(count)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| coded("BAD_INPUT", "count must be 1 to 10000"))?;
+        let debugger = debugger(ctx, &session_id).await?;
+        for _ in 0..count {
+            debugger.client().reverse(true).await.map_err(target)?;
+        }
+        position(&debugger).await
+    }
+
+    /// Executes backwards to the previous breakpoint or watchpoint hit, or to the start
+    /// of the recording; returns where it stopped. NOT_REPLAYING elsewhere.
+    async fn reverse_continue(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+    ) -> ApiResult<StopPositionObject> {
+        let debugger = debugger(ctx, &session_id).await?;
+        debugger.client().reverse(false).await.map_err(target)?;
+        position(&debugger).await
     }
 
     /// Executes `count` instructions of a halted CPU; returns where it stopped.

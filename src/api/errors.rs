@@ -47,6 +47,7 @@ fn backend_error(error: &BackendError) -> Error {
         }
         BackendError::Launch(_) => "LAUNCH_FAILED",
         BackendError::Control(_) | BackendError::Gone => "TARGET_ERROR",
+        BackendError::SnapshotUnsupported(_) => "SNAPSHOT_UNSUPPORTED",
         BackendError::Io(_) => return internal(error),
     };
     coded(code, error.to_string())
@@ -76,6 +77,7 @@ fn session_error(error: SessionError) -> Error {
         SessionError::Program(inner) => return program_error(inner),
         SessionError::Backend(inner) => return backend_error(inner),
         SessionError::Catalog(inner) => return catalog_error(inner),
+        SessionError::Store(crate::store::StoreError::Conflict { .. }) => "ALREADY_EXISTS",
         SessionError::Store(inner) => return internal(inner),
     };
     coded(code, error.to_string())

@@ -132,6 +132,35 @@ impl Job {
             .then(|| Collector::parse(&self.0.coverage_collector).into())
     }
 
+    async fn deterministic(&self) -> bool {
+        self.0.deterministic
+    }
+
+    async fn keep_on_failure(&self) -> bool {
+        self.0.keep_on_failure
+    }
+
+    async fn record(&self) -> bool {
+        self.0.record
+    }
+
+    /// The recording of the job's run (with `record`).
+    async fn recording(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<super::recordings::Recording>> {
+        let Some(session) = &self.0.session_id else {
+            return Ok(None);
+        };
+        let recording = app(ctx).sessions.latest_recording(session).await?;
+        Ok(recording.map(super::recordings::Recording))
+    }
+
+    /// The snapshot the job started in, when it did not boot.
+    async fn from_snapshot(&self) -> Option<ID> {
+        self.0.from_snapshot.clone().map(ID)
+    }
+
     /// The session the job ran in (kept for coverage and inspection).
     async fn session(&self, ctx: &Context<'_>) -> ApiResult<Option<Session>> {
         match &self.0.session_id {
@@ -189,7 +218,8 @@ pub struct CreateJobInput {
     /// Regular expressions the console must never show.
     #[graphql(default)]
     forbid_uart: Vec<String>,
-    /// Text written to the console once the program first prints.
+    /// Text written to the console once the program first prints (with
+    /// `fromSnapshot`: as soon as it resumes).
     uart_input: Option<String>,
     #[graphql(default = false)]
     coverage: bool,
@@ -197,6 +227,23 @@ pub struct CreateJobInput {
     /// `capabilities.hitCounts`, else the run falls back to IN_ASM.
     #[graphql(default_with = "CoverageCollectorEnum::InAsm")]
     coverage_collector: CoverageCollectorEnum,
+    /// Virtual time counted in instructions, a fixed clock start: the same program and
+    /// input give the same console, exit code and coverage in every run (several times
+    /// slower under TCG).
+    #[graphql(default = false)]
+    deterministic: bool,
+    /// Start in this snapshot instead of booting (boot once, snapshot after init, run
+    /// many jobs from there). The program may be left out; the snapshot's session gives
+    /// board, coverage and determinism. The job runs on the node that holds the snapshot.
+    from_snapshot: Option<ID>,
+    /// A failing run keeps its failure point (a snapshot before a failing exit, at the
+    /// output that broke a rule, at the time-out), for `debugJob`.
+    #[graphql(default = false)]
+    keep_on_failure: bool,
+    /// Record the run (see `CreateSessionInput.record`): `debugJob` of a failed recorded
+    /// job replays it to the failure, and reverse execution walks back to the cause.
+    #[graphql(default = false)]
+    record: bool,
 }
 
 /// One page of jobs, newest first.
@@ -299,6 +346,7 @@ impl JobMutation {
                 ProgramSource::Upload { name, bytes }
             }
             (None, Some(id)) => ProgramSource::Existing { program_id: id.0 },
+            (None, None) if input.from_snapshot.is_some() => ProgramSource::OfSnapshot,
             _ => {
                 return Err(coded("BAD_INPUT", "give exactly one of program and programId").into());
             }
@@ -316,9 +364,19 @@ impl JobMutation {
                 forbid_uart: input.forbid_uart,
                 uart_input: input.uart_input,
                 coverage: input.coverage.then_some(input.coverage_collector.into()),
+                deterministic: input.deterministic,
+                from_snapshot: input.from_snapshot.map(|id| id.0),
+                keep_on_failure: input.keep_on_failure,
+                record: input.record,
             })
             .await?;
         Ok(Job(record))
+    }
+
+    /// Opens a failed job's session PAUSED at its failure point (kept with
+    /// `keepOnFailure`), attachable with GDB and DAP. INVALID_STATE when it kept none.
+    async fn debug_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Session> {
+        Ok(Session(app(ctx).jobs.debug(&id).await?))
     }
 
     /// Stops a queued or running job wherever it runs.

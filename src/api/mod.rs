@@ -10,6 +10,8 @@ mod errors;
 pub mod http;
 mod ide;
 mod jobs;
+mod recordings;
 pub mod schema;
 mod sessions;
+mod snapshots;
 mod symbolic;

@@ -10,7 +10,9 @@ use super::debug::{DebugMutation, DebugQuery};
 use super::errors::ErrorCodes;
 use super::ide::{IdeQuery, IdeSubscription};
 use super::jobs::{JobMutation, JobQuery, JobSubscription};
+use super::recordings::RecordingMutation;
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
+use super::snapshots::SnapshotMutation;
 use super::symbolic::{SymbolicMutation, SymbolicQuery};
 use crate::app::App;
 
@@ -32,6 +34,8 @@ pub struct MutationRoot(
     JobMutation,
     DebugMutation,
     SymbolicMutation,
+    SnapshotMutation,
+    RecordingMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -14,7 +14,7 @@ use super::errors::{ApiResult, coded, to_graphql};
 use crate::app::App;
 use crate::backend::{BackendKind, Collector};
 use crate::programs::display_name;
-use crate::sessions::{EventKind, PowerAction, SessionEvent, SessionState, follow};
+use crate::sessions::{EventKind, PowerAction, SessionEvent, SessionState, Settings, follow};
 use crate::store::{ProgramRecord, SessionRecord};
 
 pub fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
@@ -125,6 +125,8 @@ pub enum SessionEventKindEnum {
     /// The CPU stopped under the debugger; `reason`, `pc`, `function`, `file`, `line`
     /// say where.
     Halted,
+    /// A snapshot was restored: the session is PAUSED at its point.
+    Restored,
 }
 
 impl From<EventKind> for SessionEventKindEnum {
@@ -141,6 +143,7 @@ impl From<EventKind> for SessionEventKindEnum {
             EventKind::Crashed => Self::Crashed,
             EventKind::Deleted => Self::Deleted,
             EventKind::Halted => Self::Halted,
+            EventKind::Restored => Self::Restored,
         }
     }
 }
@@ -213,6 +216,54 @@ impl Session {
             Some(id) => Ok(Some(Program(app(ctx).sessions.program(id).await?))),
             None => Ok(None),
         }
+    }
+
+    /// Virtual time counted in instructions: runs repeat exactly.
+    async fn deterministic(&self) -> bool {
+        self.0.deterministic
+    }
+
+    /// Every power-on records its run.
+    async fn record(&self) -> bool {
+        self.0.record
+    }
+
+    /// The latest recording of this session's runs.
+    async fn recording(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<super::recordings::Recording>> {
+        let recording = app(ctx).sessions.latest_recording(&self.0.id).await?;
+        Ok(recording.map(super::recordings::Recording))
+    }
+
+    /// The recording this session replays.
+    async fn replay_of(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<super::recordings::Recording>> {
+        match &self.0.replay_of {
+            Some(id) => Ok(Some(super::recordings::Recording(
+                app(ctx).sessions.recording(id).await?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The CPU's instruction count (decimal), where known: while a session records or
+    /// replays.
+    async fn instructions(&self, ctx: &Context<'_>) -> Option<String> {
+        let count = app(ctx).sessions.instructions(&self.0.id).await?;
+        Some(count.to_string())
+    }
+
+    /// Saved states of this session's machine, oldest first.
+    async fn snapshots(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::snapshots::Snapshot>> {
+        let snapshots = app(ctx).sessions.snapshots(&self.0.id).await?;
+        Ok(snapshots
+            .into_iter()
+            .map(super::snapshots::Snapshot)
+            .collect())
     }
 
     /// Where GDB clients attach while powered: `target extended-remote HOST:PORT`.
@@ -352,6 +403,15 @@ pub struct CreateSessionInput {
     /// event says why.
     #[graphql(default_with = "CoverageCollectorEnum::InAsm")]
     coverage_collector: CoverageCollectorEnum,
+    /// Virtual time counted in instructions (`-icount shift=4,sleep=off`), a fixed
+    /// clock start: the same program and input give the same console, exit code and
+    /// coverage in every run (several times slower under TCG).
+    #[graphql(default = false)]
+    deterministic: bool,
+    /// Record every run (QEMU record/replay, the console on a chardev whose input is
+    /// recorded) for `replaySession`, where GDB can execute backwards.
+    #[graphql(default = false)]
+    record: bool,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -415,7 +475,11 @@ impl SessionMutation {
                 &input.name,
                 input.backend.into(),
                 &input.board_template,
-                input.coverage.then_some(input.coverage_collector.into()),
+                Settings {
+                    coverage: input.coverage.then_some(input.coverage_collector.into()),
+                    deterministic: input.deterministic,
+                    record: input.record,
+                },
             )
             .await?;
         Ok(Session(record))

@@ -75,6 +75,10 @@ pub enum BackendError {
     Control(String),
     #[error("the emulator is no longer running")]
     Gone,
+    /// The machine's state cannot be saved (a device blocks migration), or the backend
+    /// has no snapshots.
+    #[error("snapshots are unsupported here: {0}")]
+    SnapshotUnsupported(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -128,6 +132,23 @@ pub struct LaunchRequest {
     /// The execution trace for coverage, when wanted, inside `run_dir`. Only backends with
     /// the trace capability accept it.
     pub trace: Option<TraceRequest>,
+    /// Start in this saved state (a file [`MachineSnapshots::save`] wrote) instead of at
+    /// reset; the machine is then paused whatever `halted` says.
+    pub restore: Option<PathBuf>,
+    /// Virtual time counted in executed instructions, with a fixed clock start: the same
+    /// program and input give the same run every time.
+    pub deterministic: bool,
+    /// Record this run, or replay a recording, in a directory inside `run_dir`.
+    pub recording: Option<Recording>,
+}
+
+/// Record and replay: everything the emulator needs to repeat a run exactly (its log of
+/// inputs and a snapshot image reverse execution restarts from) lives in one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recording {
+    Record(PathBuf),
+    /// A copy of a recording's directory: the emulator writes snapshots into it.
+    Replay(PathBuf),
 }
 
 /// Where and how to record execution for coverage.
@@ -204,6 +225,41 @@ pub trait Machine: Send + Sync {
     async fn write_console(&self, data: &[u8]) -> Result<(), BackendError>;
     /// Stops the emulator; the event channel then reports `Exited(PoweredOff)`.
     async fn power_off(&self) -> Result<(), BackendError>;
+    /// Saving and loading the whole machine state, when the backend can.
+    fn snapshots(&self) -> Option<&dyn MachineSnapshots> {
+        None
+    }
+    /// A machine launched with [`LaunchRequest::recording`].
+    fn recording(&self) -> Option<&dyn MachineRecording> {
+        None
+    }
+}
+
+/// A machine that records its run or replays one.
+#[async_trait]
+pub trait MachineRecording: Send + Sync {
+    /// How many instructions the CPU has executed.
+    async fn instructions(&self) -> Result<u64, BackendError>;
+    /// A snapshot inside the recording, named `name`: reverse execution re-executes
+    /// from the nearest one before its target, so more of them bound its cost. The run
+    /// state is the same afterwards, with no pause or resume reported.
+    async fn checkpoint(&self, name: &str) -> Result<(), BackendError>;
+    /// Replay only: once resumed, the CPU pauses exactly at instruction `count` (the
+    /// GDB stub reports it as an interrupt).
+    async fn break_at(&self, count: u64) -> Result<(), BackendError>;
+}
+
+/// The whole state of one running machine (CPU, memory, devices) to a file and back.
+#[async_trait]
+pub trait MachineSnapshots: Send + Sync {
+    /// Saves the state into a new file at `path`, inside the machine's run dir, and
+    /// returns its size. The run state is the same afterwards, and the machine reports
+    /// no pause or resume for it. A device that cannot be saved is
+    /// [`BackendError::SnapshotUnsupported`], naming it.
+    async fn save(&self, path: &std::path::Path) -> Result<u64, BackendError>;
+    /// Loads a state `save` wrote (any machine's of the same board). The machine must
+    /// be paused, and stays paused.
+    async fn load(&self, path: &std::path::Path) -> Result<(), BackendError>;
 }
 
 /// One kind of emulator.
@@ -246,8 +302,8 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Marker traits for capabilities that later issues fill in; their presence is what
-/// `capabilities` reports.
+/// Marker traits: their presence is what `capabilities` reports. A backend with
+/// snapshots gives its machines [`Machine::snapshots`].
 pub trait SnapshotCapability: Send + Sync {}
 pub trait ReverseCapability: Send + Sync {}
 

@@ -132,7 +132,7 @@ async fn start_session(
     let bytes = std::fs::read(elf)?;
     let session = app
         .sessions
-        .create("bench-dap", BackendKind::Qemu, board, None)
+        .create("bench-dap", BackendKind::Qemu, board, Default::default())
         .await?;
     app.sessions
         .upload_program(&session.id, "bench.elf", &bytes)

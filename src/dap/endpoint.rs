@@ -109,6 +109,11 @@ impl DapEndpoints {
             sessions: self.sessions.clone(),
         });
         let ops: Arc<dyn SessionOps> = local.clone();
+        let reverse = self
+            .sessions
+            .get(session_id)
+            .await
+            .is_ok_and(|record| record.replay_of.is_some());
         let mut check = tokio::time::interval(POWER_CHECK);
         loop {
             tokio::select! {
@@ -138,7 +143,7 @@ impl DapEndpoints {
                         gdb: gdb.clone(),
                     };
                     let ops = ops.clone();
-                    let config = BridgeConfig { session: Some(session_id.to_owned()), confined: true, launch_defaults: None };
+                    let config = BridgeConfig { session: Some(session_id.to_owned()), confined: true, launch_defaults: None, reverse };
                     let session = session_id.to_owned();
                     tokio::spawn(async move {
                         let (read, write) = socket.into_split();

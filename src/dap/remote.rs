@@ -48,10 +48,17 @@ pub async fn run(command: DapCommand) -> anyhow::Result<()> {
         .board
         .zip(command.program)
         .map(|(board, program)| (board, program.display().to_string()));
+    // Capabilities are answered before the attach: only a session named on the
+    // command line can offer stepping back.
+    let reverse = match &command.session {
+        Some(session) => ops.replays(session).await,
+        None => false,
+    };
     let config = BridgeConfig {
         session: command.session,
         confined: false,
         launch_defaults,
+        reverse,
     };
     let launch = GdbLaunch {
         gdb,
@@ -93,6 +100,16 @@ impl RemoteOps {
             .post(format!("{}/graphql", self.base))
             .json(&json!({ "query": query, "variables": variables }));
         answer(request).await
+    }
+
+    /// Whether the session replays a recording (false when that cannot be told).
+    async fn replays(&self, session_id: &str) -> bool {
+        self.graphql(
+            "query($id: ID!) { session(id: $id) { replayOf { id } } }",
+            json!({ "id": session_id }),
+        )
+        .await
+        .is_ok_and(|data| data["session"]["replayOf"]["id"].is_string())
     }
 
     async fn gdb_address(&self, session_id: &str) -> Result<(String, Option<String>), OpError> {

@@ -51,6 +51,16 @@ pub struct JobArgs {
     /// Write a JUnit XML report to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Count virtual time in instructions from a fixed clock start: the same ELF and
+    /// input give the same console, exit code and coverage in every run (several times
+    /// slower).
+    #[arg(long)]
+    pub deterministic: bool,
+    /// A failing run keeps its failure point (a snapshot before a failing exit, at the
+    /// output that broke a rule, at the time-out); `run` then prints the command that
+    /// opens it for GDB and editors.
+    #[arg(long)]
+    pub keep_on_failure: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +69,60 @@ pub struct RunCommand {
     pub job: JobArgs,
     #[arg(long, env = "VIRSERVER_BOARDS_DIR", default_value = "boards")]
     pub boards_dir: PathBuf,
+}
+
+/// `virserver debug`: a failure point `run --keep-on-failure` kept, opened.
+#[derive(Debug, clap::Args)]
+pub struct DebugCommand {
+    /// The data dir `run --keep-on-failure` printed.
+    pub dir: PathBuf,
+    /// Where the server listens (GraphQL) while the session is open.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, env = "VIRSERVER_BOARDS_DIR", default_value = "boards")]
+    pub boards_dir: PathBuf,
+}
+
+/// Serves the kept data dir with its failed run's session PAUSED at the failure point,
+/// printing where GDB and DAP clients attach, until Ctrl-C.
+pub async fn debug(command: DebugCommand) -> anyhow::Result<u8> {
+    if !command.dir.join("virserver.db").is_file() {
+        anyhow::bail!(
+            "{} holds no kept run (no virserver.db)",
+            command.dir.display()
+        );
+    }
+    let config = Config {
+        data_dir: command.dir,
+        boards_dir: command.boards_dir,
+        listen: command.listen,
+        ..Config::default()
+    };
+    crate::server::serve_then(config, |app, address| async move {
+        let mut kept = None;
+        for session in app.sessions.list().await? {
+            let found = app.sessions.snapshots(&session.id).await?.into_iter().find(|s| {
+                s.name == super::failure::FAILURE_SNAPSHOT
+            });
+            kept = kept.or(found);
+        }
+        let kept = kept.context("this data dir kept no failure point")?;
+        let session = app.sessions.restore_snapshot(&kept.id).await?;
+        let (_, gdb) = app.sessions.machine_info(&session.id).unwrap_or_default();
+        let dap = app.dap.address(&session.id).await.ok().flatten();
+        let show = |address: Option<std::net::SocketAddr>| {
+            address.map_or("unavailable".to_owned(), |a| a.to_string())
+        };
+        eprintln!(
+            "virserver: session {} is PAUSED at the failure point\n  GDB:     target extended-remote {}\n  DAP:     {}\n  GraphQL: http://{address}/graphql\nCtrl-C ends it.",
+            session.id,
+            show(gdb),
+            show(dap)
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(0)
 }
 
 /// `--collector`.
@@ -102,7 +166,7 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
         std::env::temp_dir().join(format!("virserver-run-{}", uuid::Uuid::new_v4().simple()));
     let mut config = Config {
         data_dir: data_dir.clone(),
-        boards_dir,
+        boards_dir: boards_dir.clone(),
         ..Config::default()
     };
     config.prepare_data_dir()?;
@@ -120,6 +184,10 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
         rules,
         uart_input: command.input.clone(),
         coverage: command.coverage.is_some().then(|| command.collector.into()),
+        deterministic: command.deterministic,
+        from_snapshot: None,
+        keep_on_failure: command.keep_on_failure,
+        record: false,
     };
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
@@ -144,7 +212,19 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
     };
     let outcome = runner::run(&app.sessions, &spec, &cancel, &show).await;
     app.stop().await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    match &outcome.failure_snapshot {
+        Some(_) => {
+            let boards = std::fs::canonicalize(&boards_dir).unwrap_or(boards_dir);
+            eprintln!(
+                "virserver: the failure point is kept; open it for GDB and editors with:\n  virserver debug {} --boards-dir {}",
+                data_dir.display(),
+                boards.display()
+            );
+        }
+        None => {
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+    }
 
     write_artifacts(&command, Some(&outcome.junit), outcome.lcov.as_deref())?;
     let reason = outcome

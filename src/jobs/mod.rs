@@ -3,6 +3,7 @@
 //! `rules` and `junit` are pure; `cli` is `virserver run`, `submit` is `virserver submit`.
 
 pub mod cli;
+pub mod failure;
 pub mod junit;
 pub mod rules;
 pub mod runner;

@@ -153,6 +153,11 @@ impl RuleCheck {
     /// The program exited: the verdict is now final.
     pub fn exited(&mut self, code: i32) -> Verdict {
         self.exit = Some(code);
+        self.verdict_on_exit(code)
+    }
+
+    /// The verdict an exit with `code` would give now, without recording the exit.
+    pub fn verdict_on_exit(&self, code: i32) -> Verdict {
         if let Some(verdict) = self.forbidden() {
             return verdict;
         }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::failure::{self, ExitWatch};
 use super::junit::{self, JunitInput};
 use super::rules::{RuleCheck, Rules, Verdict};
 use crate::backend::{BackendKind, Collector};
 use crate::coverage::PathFilter;
-use crate::sessions::{EventKind, PowerAction, SessionError, SessionService, next_live};
+use crate::sessions::{EventKind, PowerAction, SessionError, SessionService, Settings, next_live};
 
 /// Console text kept for the log artifact; older output is cut (and the cut marked).
 const MAX_CONSOLE: usize = 1024 * 1024;
@@ -30,6 +31,14 @@ pub struct JobSpec {
     pub uart_input: Option<String>,
     /// Record coverage with this collector.
     pub coverage: Option<Collector>,
+    /// Virtual time counted in instructions: the run repeats exactly.
+    pub deterministic: bool,
+    /// Start in this snapshot (a fork of it) instead of booting the program.
+    pub from_snapshot: Option<String>,
+    /// A failing run keeps its failure point as a snapshot (`failure.rs`).
+    pub keep_on_failure: bool,
+    /// Record the run for replay (`debugJob` then replays to the failure).
+    pub record: bool,
 }
 
 /// What happened while a job ran.
@@ -47,6 +56,8 @@ pub struct JobOutcome {
     pub console: String,
     pub junit: String,
     pub lcov: Option<String>,
+    /// The snapshot of the failure point, when one was kept.
+    pub failure_snapshot: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -60,6 +71,7 @@ impl JobOutcome {
             console: String::new(),
             junit: String::new(),
             lcov: None,
+            failure_snapshot: None,
             elapsed: Duration::ZERO,
         }
     }
@@ -90,6 +102,16 @@ pub async fn run(
     )
     .await;
     let verdict = result.unwrap_or_else(|error| Verdict::Error(error.to_string()));
+    let failed = matches!(verdict, Verdict::Failed(_) | Verdict::TimedOut(_));
+    if let (Some(id), true, true) = (&session_id, spec.record, failed) {
+        sessions.mark_failure_point(id).await;
+    }
+    let failure_snapshot = match &session_id {
+        Some(id) if spec.keep_on_failure && failed && !spec.record => failure::keep(sessions, id)
+            .await
+            .map(|snapshot| snapshot.id),
+        _ => None,
+    };
     if let Some(id) = &session_id {
         let _ = sessions.power(id, PowerAction::Off, false).await;
     }
@@ -117,6 +139,7 @@ pub async fn run(
         console: text,
         junit,
         lcov,
+        failure_snapshot,
         elapsed,
     }
 }
@@ -132,26 +155,62 @@ async fn drive(
     session_id: &mut Option<String>,
     exit_code: &mut Option<i32>,
 ) -> Result<Verdict, SessionError> {
-    let session = sessions
-        .create(
-            &format!("job {}", spec.name),
-            spec.backend,
-            &spec.board_id,
-            spec.coverage,
-        )
-        .await?;
+    let name = format!("job {}", spec.name);
+    let session = match &spec.from_snapshot {
+        // PAUSED at the snapshot: the power-on below resumes it.
+        Some(snapshot) => {
+            let mut forks = sessions.fork(snapshot, &name, 1).await?;
+            forks.pop().ok_or_else(|| {
+                SessionError::InvalidState("forking the snapshot made no session".into())
+            })?
+        }
+        None => {
+            sessions
+                .create(
+                    &name,
+                    spec.backend,
+                    &spec.board_id,
+                    Settings {
+                        coverage: spec.coverage,
+                        deterministic: spec.deterministic,
+                        record: spec.record,
+                    },
+                )
+                .await?
+        }
+    };
     *session_id = Some(session.id.clone());
     progress(Progress::SessionCreated(session.id.clone()));
-    sessions
-        .upload_program(&session.id, &spec.program_name, &spec.program)
-        .await?;
+    if spec.from_snapshot.is_none() {
+        sessions
+            .upload_program(&session.id, &spec.program_name, &spec.program)
+            .await?;
+    }
     let (_, mut uart) = sessions.subscribe_uart(&session.id).await?;
     let mut events = sessions.subscribe_events(&session.id).await?;
+    let exits = match spec.keep_on_failure || spec.record {
+        // Halted at first, so that the exit breakpoints are in before anything runs.
+        true => {
+            if spec.from_snapshot.is_none() {
+                sessions.power(&session.id, PowerAction::On, true).await?;
+            }
+            ExitWatch::arm(sessions, &session.id).await
+        }
+        false => None,
+    };
     sessions.power(&session.id, PowerAction::On, false).await?;
     progress(Progress::PoweredOn);
     let deadline = tokio::time::sleep(spec.timeout);
     tokio::pin!(deadline);
     let mut input = spec.uart_input.clone();
+    if spec.from_snapshot.is_some() {
+        // The program printed before its snapshot: it may be waiting for input now.
+        if let Some(text) = input.take() {
+            sessions
+                .send_uart_input(&session.id, text.as_bytes())
+                .await?;
+        }
+    }
     loop {
         // Console output first when both are ready: output precedes the exit it led to.
         tokio::select! {
@@ -170,6 +229,31 @@ async fn drive(
             () = cancel.cancelled() => return Ok(Verdict::Cancelled),
             () = &mut deadline => return Ok(check.timed_out(spec.timeout.as_secs())),
             event = events.recv() => match event {
+                Ok(event) if event.kind == EventKind::Halted => {
+                    let Some(exits) = &exits else { continue };
+                    if !exits.is_exit(event.stop.and_then(|stop| stop.pc)) {
+                        continue;
+                    }
+                    // Output is recorded before the stop: judge what is still queued.
+                    while let Ok(chunk) = uart.try_recv() {
+                        if let Some(verdict) = take_chunk(&chunk.data, console, check, progress) {
+                            return Ok(verdict);
+                        }
+                    }
+                    let fails = exits
+                        .exit_code()
+                        .await
+                        .is_some_and(|code| check.verdict_on_exit(code) != Verdict::Passed);
+                    match (fails, spec.record) {
+                        (true, true) => sessions.mark_failure_point(&session.id).await,
+                        (true, false) => {
+                            failure::keep(sessions, &session.id).await;
+                        }
+                        (false, _) => {}
+                    }
+                    exits.disarm().await;
+                    sessions.resume_cpu(&session.id).await?;
+                }
                 Ok(event) if event.kind == EventKind::Exited => {
                     // Output is recorded before the exit: take what is still queued.
                     *exit_code = event.exit_code;

@@ -25,7 +25,7 @@ use crate::backend::{BackendKind, Backends, Collector};
 use crate::catalog::Catalog;
 use crate::programs::validate_elf;
 use crate::sessions::{SessionError, SessionService};
-use crate::store::{JobEnd, JobRecord, Store, StoreError, TERMINAL_STATES};
+use crate::store::{JobEnd, JobRecord, SessionRecord, Store, StoreError, TERMINAL_STATES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -58,11 +58,25 @@ pub struct NewJob {
     pub uart_input: Option<String>,
     /// Record coverage with this collector.
     pub coverage: Option<Collector>,
+    pub deterministic: bool,
+    /// Start in this snapshot instead of booting: its program, board, coverage and
+    /// determinism are the job's.
+    pub from_snapshot: Option<String>,
+    pub keep_on_failure: bool,
+    /// Record the run for replay.
+    pub record: bool,
 }
 
 pub enum ProgramSource {
-    Upload { name: String, bytes: Vec<u8> },
-    Existing { program_id: String },
+    Upload {
+        name: String,
+        bytes: Vec<u8>,
+    },
+    Existing {
+        program_id: String,
+    },
+    /// The program of `NewJob::from_snapshot`.
+    OfSnapshot,
 }
 
 /// What subscribers of `jobEvents` see; crosses nodes as JSON.
@@ -211,8 +225,8 @@ impl JobService {
         Ok(self.store.artifact(id, name).await?)
     }
 
-    pub async fn create(&self, job: NewJob) -> Result<JobRecord, JobError> {
-        let name = job.name.trim();
+    pub async fn create(&self, mut job: NewJob) -> Result<JobRecord, JobError> {
+        let name = job.name.trim().to_owned();
         if name.is_empty() || name.len() > 200 {
             return Err(JobError::BadInput(
                 "name must be 1 to 200 characters".into(),
@@ -225,6 +239,24 @@ impl JobService {
         }
         Rules::new(&job.expect_uart, &job.forbid_uart, job.expect_exit_code)
             .map_err(|error| JobError::BadInput(error.to_string()))?;
+        let snapshot = match &job.from_snapshot {
+            Some(_) if job.record => {
+                return Err(JobError::BadInput(
+                    "a job from a snapshot cannot be recorded: a recording starts at reset".into(),
+                ));
+            }
+            Some(id) => {
+                let snapshot = self.sessions.snapshot(id).await?;
+                let source = self.sessions.get(&snapshot.session_id).await?;
+                job.board_id = source.board_id.clone();
+                job.coverage = source
+                    .coverage
+                    .then(|| Collector::parse(&source.coverage_collector));
+                job.deterministic = source.deterministic;
+                Some(snapshot)
+            }
+            None => None,
+        };
         let board = self
             .catalog
             .board(&job.board_id)
@@ -242,6 +274,14 @@ impl JobService {
                 let bytes = self.sessions.program_bytes(&program).await?;
                 (program.name, bytes)
             }
+            ProgramSource::OfSnapshot => {
+                let snapshot = snapshot.as_ref().ok_or_else(|| {
+                    JobError::BadInput("give a program, a programId or fromSnapshot".into())
+                })?;
+                let program = self.sessions.program(&snapshot.program_id).await?;
+                let bytes = self.sessions.program_bytes(&program).await?;
+                (program.name, bytes)
+            }
         };
         if bytes.len() as u64 > self.config.max_upload_bytes {
             return Err(SessionError::TooLarge {
@@ -252,6 +292,15 @@ impl JobService {
             .into());
         }
         let summary = validate_elf(&bytes, &board).map_err(SessionError::from)?;
+        if let Some(snapshot) = &snapshot {
+            let program = self.sessions.program(&snapshot.program_id).await?;
+            if program.sha256 != summary.sha256 {
+                return Err(JobError::BadInput(format!(
+                    "snapshot '{}' runs program {} ({}), not this one: leave the program out",
+                    snapshot.id, program.name, program.sha256
+                )));
+            }
+        }
         let queued = self.store.count_jobs_in(&["QUEUED", "RUNNING"]).await?;
         if queued >= self.config.max_queued {
             return Err(JobError::QueueFull {
@@ -261,7 +310,7 @@ impl JobService {
         self.store.put_blob(&summary.sha256, &bytes).await?;
         let record = JobRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_owned(),
+            name,
             backend: job.backend.as_str().to_owned(),
             board_id: board.id,
             program_sha256: summary.sha256,
@@ -273,6 +322,10 @@ impl JobService {
             uart_input: job.uart_input,
             coverage: job.coverage.is_some(),
             coverage_collector: job.coverage.unwrap_or(Collector::InAsm).as_str().to_owned(),
+            deterministic: job.deterministic,
+            from_snapshot: job.from_snapshot,
+            keep_on_failure: job.keep_on_failure,
+            record: job.record,
             state: "QUEUED".to_owned(),
             failure_reason: None,
             exit_code: None,
@@ -296,6 +349,25 @@ impl JobService {
         }
         self.emit(&record.id, "QUEUED", "queued".into()).await;
         Ok(record)
+    }
+
+    /// The job's session, PAUSED at the failure point the job kept.
+    pub async fn debug(&self, id: &str) -> Result<SessionRecord, JobError> {
+        let job = self.get(id).await?;
+        if !TERMINAL_STATES.contains(&job.state.as_str()) {
+            return Err(JobError::BadInput(format!(
+                "job '{id}' is {}: debug it once it has failed",
+                job.state
+            )));
+        }
+        if job.record
+            && let Some(session) = &job.session_id
+            && let Some(recording) = self.sessions.latest_recording(session).await?
+        {
+            return Ok(self.sessions.replay_to_failure(&recording).await?);
+        }
+        let kept = super::failure::kept(&self.sessions, job.session_id.as_deref(), id).await?;
+        Ok(self.sessions.restore_snapshot(&kept.id).await?)
     }
 
     pub async fn cancel(&self, id: &str) -> Result<JobRecord, JobError> {
@@ -520,6 +592,10 @@ impl JobService {
             coverage: job
                 .coverage
                 .then(|| Collector::parse(&job.coverage_collector)),
+            deterministic: job.deterministic,
+            from_snapshot: job.from_snapshot.clone(),
+            keep_on_failure: job.keep_on_failure,
+            record: job.record,
         })
     }
 

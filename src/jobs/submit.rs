@@ -40,6 +40,8 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
         "forbidUart": job.forbid,
         "uartInput": job.input,
         "coverage": job.coverage.is_some(),
+        "deterministic": job.deterministic,
+        "keepOnFailure": job.keep_on_failure,
         "coverageCollector": crate::backend::Collector::from(job.collector).as_str(),
     });
     let form = reqwest::multipart::Form::new()

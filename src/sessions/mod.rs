@@ -12,11 +12,14 @@
 //! a session, resuming through the gateway), `programs.rs` (uploads, start, pause, stop,
 //! coverage inputs), `supervisor.rs` (one running machine, and the one
 //! place that writes a state change), `uart.rs` (console ring and broadcast),
-//! `state.rs` (states and events), `bus.rs` (events across nodes).
+//! `state.rs` (states and events), `bus.rs` (events across nodes), `snapshots.rs`
+//! (snapshots, restores and forks), `recording.rs` (record and replay).
 
 mod bus;
 mod debugging;
 mod programs;
+mod recording;
+mod snapshots;
 mod state;
 mod supervisor;
 mod uart;
@@ -32,6 +35,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
+pub use snapshots::MAX_FORKS;
 pub use state::{EventKind, SessionEvent, SessionState, StopInfo};
 pub use uart::{UartChunk, UartLog, follow, next_live};
 
@@ -99,6 +103,30 @@ impl From<CatalogError> for SessionError {
     }
 }
 
+/// How a new session runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    /// Trace every run for coverage, with this collector.
+    pub coverage: Option<Collector>,
+    /// Virtual time counted in instructions.
+    pub deterministic: bool,
+    /// Record every run for replay.
+    pub record: bool,
+}
+
+impl Settings {
+    /// The settings a session was created with.
+    pub fn of(record: &SessionRecord) -> Self {
+        Self {
+            coverage: record
+                .coverage
+                .then(|| Collector::parse(&record.coverage_collector)),
+            deterministic: record.deterministic,
+            record: record.record,
+        }
+    }
+}
+
 pub enum PowerAction {
     On,
     Off,
@@ -129,6 +157,10 @@ struct Runtime {
     /// What queries show of the last launched machine, readable while a power
     /// operation holds `control` (a launch can take seconds).
     machine: std::sync::Mutex<Option<MachineInfo>>,
+    /// The machine replays a recording: its console is the recording's, shown by
+    /// `recording.rs` as the CPU gets there; the emulator's own output only wakes it.
+    replaying: std::sync::atomic::AtomicBool,
+    console_activity: tokio::sync::Notify,
 }
 
 /// A launched machine's process id and GDB endpoint, and whether it still runs.
@@ -156,6 +188,7 @@ pub struct SessionService {
     run_root: PathBuf,
     uart_replay_bytes: usize,
     max_upload_bytes: u64,
+    snapshot_quota_bytes: u64,
     node: String,
     gdb_listen: std::net::IpAddr,
     raw_monitor: bool,
@@ -177,6 +210,8 @@ pub struct ServiceConfig {
     pub raw_monitor: bool,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
+    /// How many bytes of snapshot images one session may keep.
+    pub snapshot_quota_bytes: u64,
     /// With Redis: session events cross to subscribers on other nodes.
     pub bus: Option<Arc<RedisEvents>>,
 }
@@ -196,6 +231,7 @@ impl SessionService {
             run_root: config.data_dir.join("run"),
             uart_replay_bytes: config.uart_replay_bytes,
             max_upload_bytes: config.max_upload_bytes,
+            snapshot_quota_bytes: config.snapshot_quota_bytes,
             bus: config.bus.map(|events| {
                 Arc::new(SessionBus {
                     events,
@@ -256,6 +292,8 @@ impl SessionService {
                     requested_resets: AtomicU32::new(0),
                     bus: self.bus.clone(),
                     machine: std::sync::Mutex::new(None),
+                    replaying: std::sync::atomic::AtomicBool::new(false),
+                    console_activity: tokio::sync::Notify::new(),
                 })
             })
             .clone()
@@ -416,8 +454,13 @@ impl SessionService {
         name: &str,
         backend: BackendKind,
         board_id: &str,
-        coverage: Option<Collector>,
+        settings: Settings,
     ) -> Result<SessionRecord, SessionError> {
+        let Settings {
+            coverage,
+            deterministic,
+            record,
+        } = settings;
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(SessionError::BadInput(
@@ -465,6 +508,9 @@ impl SessionService {
             current_program_id: None,
             coverage: coverage.is_some(),
             coverage_collector: collector.as_str().to_owned(),
+            deterministic,
+            record,
+            replay_of: None,
             node: self.node.clone(),
             created_at: now,
             updated_at: now,
@@ -496,6 +542,7 @@ impl SessionService {
             self.store.delete_session(id).await?;
             self.lock_runtimes().remove(id);
         }
+        // Its snapshot images and recordings go with it.
         let _ = tokio::fs::remove_dir_all(self.run_root.join(id)).await;
         runtime
             .announce(SessionEvent {
@@ -528,7 +575,7 @@ impl SessionService {
                         .current_program_id
                         .clone()
                         .ok_or_else(|| SessionError::NoProgram(id.to_owned()))?;
-                    self.launch(&record, &runtime, &mut control, &program_id, halted)
+                    self.launch(&record, &runtime, &mut control, &program_id, halted, None)
                         .await?;
                 }
                 Some(launched) if !halted => {
@@ -567,6 +614,8 @@ impl SessionService {
         self.get(id).await
     }
 
+    /// Boots the program, or with `restore` the saved state of a snapshot image (the
+    /// machine is then PAUSED at its point).
     async fn launch(
         &self,
         record: &SessionRecord,
@@ -574,7 +623,9 @@ impl SessionService {
         control: &mut Option<Launched>,
         program_id: &str,
         halted: bool,
+        restore: Option<PathBuf>,
     ) -> Result<(), SessionError> {
+        let halted = halted || restore.is_some();
         let program = self.program(program_id).await?;
         let board = self.catalog.board(&record.board_id).await?.board;
         let kind = BackendKind::parse(&record.backend).ok_or_else(|| {
@@ -610,6 +661,14 @@ impl SessionService {
         } else {
             None
         };
+        let recording = match restore {
+            Some(_) => None,
+            None => self.recording_for_launch(record, program_id).await?,
+        };
+        runtime.replaying.store(
+            matches!(recording, Some((crate::backend::Recording::Replay(_), _))),
+            Ordering::SeqCst,
+        );
         let (machine, events) = backend
             .launch(LaunchRequest {
                 board: board.clone(),
@@ -617,6 +676,9 @@ impl SessionService {
                 run_dir: run_dir.clone(),
                 halted,
                 trace,
+                restore,
+                deterministic: record.deterministic,
+                recording: recording.as_ref().map(|(recording, _)| recording.clone()),
             })
             .await?;
         let state = if halted {
@@ -665,6 +727,19 @@ impl SessionService {
             debugger.clone(),
         ));
         let machine: Arc<dyn Machine> = Arc::from(machine);
+        if let Some((recording, id)) = recording {
+            self.tracker.spawn(recording::follow(
+                recording::Followed {
+                    store: self.store.clone(),
+                    runtime: runtime.clone(),
+                    machine: machine.clone(),
+                    debugger: debugger.clone(),
+                    supervisor: supervisor.abort_handle(),
+                },
+                recording,
+                id,
+            ));
+        }
         *runtime
             .machine
             .lock()
@@ -693,6 +768,11 @@ impl SessionService {
             });
         }
         let (_, runtime) = self.existing(session_id).await?;
+        if runtime.replaying.load(Ordering::SeqCst) {
+            return Err(SessionError::InvalidState(
+                "a replay's console input is the recording's".into(),
+            ));
+        }
         let machine = {
             let mut control = runtime.control.lock().await;
             powered(&mut control, session_id)?.machine.clone()

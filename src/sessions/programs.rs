@@ -89,7 +89,7 @@ impl SessionService {
         self.store
             .set_current_program(session_id, &program.id)
             .await?;
-        self.launch(&record, &runtime, &mut control, &program.id, false)
+        self.launch(&record, &runtime, &mut control, &program.id, false, None)
             .await?;
         drop(control);
         self.get(session_id).await

@@ -58,10 +58,12 @@ pub enum EventKind {
     Deleted,
     /// The CPU stopped under the debugger (breakpoint, step, watchpoint, interrupt).
     Halted,
+    /// A snapshot was loaded (or booted into): the session is PAUSED at its point.
+    Restored,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Created,
         EventKind::PoweredOn,
         EventKind::PoweredOff,
@@ -73,6 +75,7 @@ impl EventKind {
         EventKind::Crashed,
         EventKind::Deleted,
         EventKind::Halted,
+        EventKind::Restored,
     ];
 
     /// Unknown strings (a newer server's kinds) read as None.
@@ -93,6 +96,7 @@ impl EventKind {
             EventKind::Crashed => "CRASHED",
             EventKind::Deleted => "DELETED",
             EventKind::Halted => "HALTED",
+            EventKind::Restored => "RESTORED",
         }
     }
 }

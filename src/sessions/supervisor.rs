@@ -108,7 +108,11 @@ pub(super) async fn supervise(
         }
         let change = match event {
             MachineEvent::Console(bytes) => {
-                runtime.uart.push(&bytes);
+                if runtime.replaying.load(Ordering::SeqCst) {
+                    runtime.console_activity.notify_one();
+                } else {
+                    runtime.uart.push(&bytes);
+                }
                 continue;
             }
             MachineEvent::Paused => {

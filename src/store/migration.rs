@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002Jobs),
             Box::new(M0003JobCollector),
+            Box::new(M0004TimeControl),
         ]
     }
 }
@@ -39,6 +40,9 @@ enum Sessions {
     CurrentProgramId,
     Coverage,
     CoverageCollector,
+    Deterministic,
+    Record,
+    ReplayOf,
     Node,
     CreatedAt,
     UpdatedAt,
@@ -197,6 +201,10 @@ enum Jobs {
     UartInput,
     Coverage,
     CoverageCollector,
+    Deterministic,
+    FromSnapshot,
+    KeepOnFailure,
+    Record,
     State,
     FailureReason,
     ExitCode,
@@ -345,6 +353,170 @@ impl MigrationTrait for M0003JobCollector {
                     .drop_column(Jobs::CoverageCollector)
                     .to_owned(),
             )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Recordings {
+    Table,
+    Id,
+    SessionId,
+    ProgramId,
+    Deterministic,
+    Instructions,
+    FailureAt,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Snapshots {
+    Table,
+    Id,
+    SessionId,
+    Name,
+    ProgramId,
+    SizeBytes,
+    CreatedAt,
+}
+
+/// Snapshots; deterministic and recorded sessions and jobs; recordings; jobs that start
+/// from a snapshot or keep their failure point.
+struct M0004TimeControl;
+
+impl MigrationName for M0004TimeControl {
+    fn name(&self) -> &str {
+        "m0004_time_control"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004TimeControl {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Snapshots::Table)
+                    .if_not_exists()
+                    .col(string(Snapshots::Id).primary_key())
+                    .col(string(Snapshots::SessionId))
+                    .col(string(Snapshots::Name))
+                    .col(string(Snapshots::ProgramId))
+                    .col(big_integer(Snapshots::SizeBytes))
+                    .col(timestamp_with_time_zone(Snapshots::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_snapshots_session_name")
+                    .table(Snapshots::Table)
+                    .col(Snapshots::SessionId)
+                    .col(Snapshots::Name)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        // One column per ALTER: SQLite adds only one at a time.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Sessions::Table)
+                    .add_column(boolean(Sessions::Deterministic).default(false))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Jobs::Table)
+                    .add_column(boolean(Jobs::Deterministic).default(false))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Jobs::Table)
+                    .add_column(string_null(Jobs::FromSnapshot))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Jobs::Table)
+                    .add_column(boolean(Jobs::KeepOnFailure).default(false))
+                    .to_owned(),
+            )
+            .await?;
+        for (table, column) in [
+            (Jobs::Table.into_iden(), Jobs::Record.into_iden()),
+            (Sessions::Table.into_iden(), Sessions::Record.into_iden()),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(boolean(column).default(false))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Sessions::Table)
+                    .add_column(string_null(Sessions::ReplayOf))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Recordings::Table)
+                    .if_not_exists()
+                    .col(string(Recordings::Id).primary_key())
+                    .col(string(Recordings::SessionId))
+                    .col(string(Recordings::ProgramId))
+                    .col(boolean(Recordings::Deterministic))
+                    .col(big_integer_null(Recordings::Instructions))
+                    .col(big_integer_null(Recordings::FailureAt))
+                    .col(timestamp_with_time_zone(Recordings::CreatedAt))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Recordings::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        for (table, column) in [
+            (Sessions::Table.into_iden(), Sessions::ReplayOf.into_iden()),
+            (Sessions::Table.into_iden(), Sessions::Record.into_iden()),
+            (Jobs::Table.into_iden(), Jobs::Record.into_iden()),
+            (Jobs::Table.into_iden(), Jobs::KeepOnFailure.into_iden()),
+            (Jobs::Table.into_iden(), Jobs::FromSnapshot.into_iden()),
+            (Jobs::Table.into_iden(), Jobs::Deterministic.into_iden()),
+            (
+                Sessions::Table.into_iden(),
+                Sessions::Deterministic.into_iden(),
+            ),
+        ] {
+            manager
+                .alter_table(Table::alter().table(table).drop_column(column).to_owned())
+                .await?;
+        }
+        manager
+            .drop_table(Table::drop().table(Snapshots::Table).if_exists().to_owned())
             .await
     }
 }

@@ -5,6 +5,8 @@
 mod entities;
 mod jobs;
 mod migration;
+mod recordings;
+mod snapshots;
 
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
@@ -19,9 +21,11 @@ pub use entities::program::Model as ProgramRecord;
 pub use entities::session::Model as SessionRecord;
 pub use entities::session_event::Model as SessionEventRecord;
 
-use entities::{board_template, program, session, session_event};
+use entities::{board_template, program, recording, session, session_event, snapshot};
 
 pub use jobs::{JobEnd, JobRecord, TERMINAL_STATES};
+pub use recordings::RecordingRecord;
+pub use snapshots::SnapshotRecord;
 
 /// A database failure, with the operation that hit it.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +185,27 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes the session with its history and program records.
+    /// Makes a new session the replay of a recording, with its copy of the program.
+    pub async fn set_replay(
+        &self,
+        session_id: &str,
+        program_id: &str,
+        recording_id: &str,
+    ) -> Result<(), StoreError> {
+        session::ActiveModel {
+            id: Set(session_id.to_owned()),
+            current_program_id: Set(Some(program_id.to_owned())),
+            replay_of: Set(Some(recording_id.to_owned())),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await
+        .map_err(query("making a replay"))?;
+        Ok(())
+    }
+
+    /// Deletes the session with its history, program, snapshot and recording records.
     pub async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
         let txn = self
             .db
@@ -198,6 +222,16 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(query("deleting programs"))?;
+        snapshot::Entity::delete_many()
+            .filter(snapshot::Column::SessionId.eq(session_id))
+            .exec(&txn)
+            .await
+            .map_err(query("deleting snapshots"))?;
+        recording::Entity::delete_many()
+            .filter(recording::Column::SessionId.eq(session_id))
+            .exec(&txn)
+            .await
+            .map_err(query("deleting recordings"))?;
         session::Entity::delete_by_id(session_id.to_owned())
             .exec(&txn)
             .await

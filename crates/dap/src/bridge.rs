@@ -48,6 +48,10 @@ pub struct BridgeConfig {
     /// `board` and `program` for a `launch` that names none (the adapter's command
     /// line: `virserver dap --board B --program FW.elf`).
     pub launch_defaults: Option<(String, String)>,
+    /// The session replays a recording: its CPU executes backwards. GDB's DAP has no
+    /// `stepBack` or `reverseContinue`; the bridge offers them (`supportsStepBack`) and
+    /// runs GDB's reverse commands for them.
+    pub reverse: bool,
 }
 
 /// A session operation the driver performs.
@@ -342,6 +346,7 @@ impl Bridge {
         }
         match command.as_str() {
             "launch" | "attach" => self.start(seq, &command, &arguments),
+            "stepBack" | "reverseContinue" => self.reverse(seq, &command, &arguments),
             "disconnect" => self.end(seq, &command, &arguments),
             "terminate" => self.end(seq, &command, &arguments),
             _ => {
@@ -364,6 +369,38 @@ impl Bridge {
                 );
             }
         }
+    }
+
+    /// `stepBack` (a line back, or an instruction with `granularity: instruction`) and
+    /// `reverseContinue` (back to the previous breakpoint hit) as GDB's reverse commands;
+    /// GDB reports the stop as for any command it ran.
+    fn reverse(&mut self, seq: u64, command: &str, arguments: &Value) {
+        if !self.config.reverse {
+            return self.respond_error(
+                seq,
+                command,
+                "this session does not replay a recording: it cannot execute backwards",
+            );
+        }
+        let line = match (
+            command,
+            arguments.get("granularity").and_then(Value::as_str),
+        ) {
+            ("reverseContinue", _) => "reverse-continue",
+            (_, Some("instruction")) => "reverse-stepi",
+            _ => "reverse-next",
+        };
+        self.own_resume = true;
+        self.view = View::Running;
+        let mut request = json!({"type": "request", "command": "evaluate",
+                                 "arguments": {"expression": line, "context": "repl"}});
+        self.send_gdb(
+            &mut request,
+            Pending::Client {
+                seq,
+                command: command.to_owned(),
+            },
+        );
     }
 
     /// What a confined GDB refuses.
@@ -564,6 +601,13 @@ impl Bridge {
                             // GDB offers Ada and C++ exception breakpoints; firmware has
                             // neither, and an editor would list six dead checkboxes.
                             message["body"]["exceptionBreakpointFilters"] = json!([]);
+                            if self.config.reverse {
+                                message["body"]["supportsStepBack"] = json!(true);
+                            }
+                        }
+                        if matches!(command.as_str(), "stepBack" | "reverseContinue") {
+                            // The evaluate's result is GDB's console text, not DAP's.
+                            message["body"] = json!({});
                         }
                         message["request_seq"] = json!(seq);
                         message["command"] = json!(command);

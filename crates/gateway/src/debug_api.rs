@@ -75,6 +75,13 @@ pub enum ApiCall {
         /// How many steps.
         count: u32,
     },
+    /// Execute backwards: one instruction (`bs`), or to the previous
+    /// breakpoint or watchpoint hit, or the start of the recording (`bc`).
+    /// The result is the stop.
+    Reverse {
+        /// `bs` when true, `bc` otherwise.
+        step: bool,
+    },
     /// Read every register of the target description.
     ReadRegisters,
     /// Write one register by name.

@@ -64,6 +64,14 @@ impl DebugClient {
         }
     }
 
+    /// Executes backwards (see [`ApiCall::Reverse`]); the stop it ends at.
+    pub async fn reverse(&self, step: bool) -> Result<StopEvent, DebugError> {
+        match self.call(ApiCall::Reverse { step }).await? {
+            ApiResult::Stopped(event) => Ok(event),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Every register of the target description, with its value.
     pub async fn registers(&self) -> Result<Vec<Register>, DebugError> {
         match self.call(ApiCall::ReadRegisters).await? {

@@ -54,6 +54,10 @@ pub enum DebugError {
         /// The first byte that could not be read.
         address: u64,
     },
+    /// Reverse execution asked of a stub that has none (only a QEMU replaying
+    /// a recording advertises `ReverseStep+`/`ReverseContinue+`).
+    #[error("the target cannot execute backwards: it is not replaying a recording")]
+    NoReverse,
     /// The stub's reply could not be understood.
     #[error("unexpected reply from the stub: {0}")]
     Protocol(String),

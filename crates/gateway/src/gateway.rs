@@ -120,6 +120,12 @@ impl Gateway {
         self.driver.feed(Input::Invalidate);
     }
 
+    /// Call after loading a snapshot into the halted target: caches are
+    /// dropped and every client is told it stopped at the loaded state.
+    pub fn state_replaced(&self) {
+        self.driver.feed(Input::StateReplaced);
+    }
+
     /// Opens a one-time listener on the gateway's address with a new port:
     /// it accepts a single connection within `ttl`, then closes.
     pub async fn create_ticket(&self, ttl: Duration) -> Result<SocketAddr, GatewayError> {

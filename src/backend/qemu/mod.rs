@@ -9,6 +9,7 @@ mod machine;
 mod process;
 pub mod qmp;
 mod qmp_client;
+mod snapshot;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 use super::unavailable::find_on_path;
 use super::{
     Availability, Backend, BackendError, BackendKind, Collector, Confinement, EmulatorBinary,
-    LaunchRequest, Machine, MachineEvent, TraceCapability,
+    LaunchRequest, Machine, MachineEvent, Recording, SnapshotCapability, TraceCapability,
 };
 use crate::boards::BoardTemplate;
 
@@ -155,6 +156,10 @@ impl Backend for QemuBackend {
         Some(self)
     }
 
+    fn snapshots(&self) -> Option<&dyn SnapshotCapability> {
+        Some(self)
+    }
+
     fn confinements(&self) -> Vec<Confinement> {
         self.confinement.report()
     }
@@ -216,6 +221,10 @@ impl Backend for QemuBackend {
             None => None,
         };
         let started = Instant::now();
+        if let Some(Recording::Record(dir)) = &request.recording {
+            self.empty_rr_image(&binary, &qemu.binary, &request, dir)
+                .await?;
+        }
         let (plugin, trace_out) = match &trace {
             Some(process::Trace::InAsm(log)) => (None, Some(log.as_path())),
             Some(process::Trace::Plugin { plugin, out }) => {
@@ -237,6 +246,8 @@ impl Backend for QemuBackend {
             &request.program,
             &paths,
             trace.as_ref(),
+            request.deterministic,
+            request.recording.as_ref(),
             &confinement,
         );
         tracing::debug!(binary = %binary.display(), ?args, "starting QEMU");
@@ -244,8 +255,13 @@ impl Backend for QemuBackend {
         let (machine, events) = machine::QemuMachine::start(
             child,
             paths,
-            request.halted,
-            process::uses_semihosting(&qemu),
+            machine::Start {
+                halted: request.halted,
+                gdb_file_io: process::uses_semihosting(&qemu),
+                restore: request.restore.clone(),
+                run_dir: request.run_dir.clone(),
+                recording: request.recording.is_some(),
+            },
         )
         .await?;
         tracing::info!(
@@ -257,6 +273,72 @@ impl Backend for QemuBackend {
         Ok((Box::new(machine), events))
     }
 }
+
+impl QemuBackend {
+    /// A recording needs an empty qcow2 image before QEMU starts (its `rrsnapshot`),
+    /// and `qemu-img` is not a dependency: a QEMU with no machine makes it through QMP,
+    /// confined like every launch.
+    async fn empty_rr_image(
+        &self,
+        binary: &std::path::Path,
+        name: &str,
+        request: &LaunchRequest,
+        dir: &std::path::Path,
+    ) -> Result<(), BackendError> {
+        tokio::fs::create_dir_all(dir).await?;
+        let paths = process::RunPaths {
+            qmp: request.run_dir.join("image.sock"),
+            gdb: request.run_dir.join("image-gdb.sock"),
+        };
+        let _ = tokio::fs::remove_file(&paths.qmp).await;
+        let confinement = self.confinement.prepare(
+            name,
+            &confine::LaunchFiles {
+                program: &request.program,
+                run_dir: &request.run_dir,
+                plugin: None,
+                trace: None,
+            },
+        )?;
+        let mut args: Vec<std::ffi::OsString> = confinement
+            .arguments()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        for arg in [
+            "-M",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-qmp",
+        ] {
+            args.push(arg.into());
+        }
+        args.push(format!("unix:{},server=on,wait=off", paths.qmp.display()).into());
+        let child = process::spawn(binary, &args, &request.run_dir, confinement)?;
+        let (maker, _events) = machine::QemuMachine::start(
+            child,
+            paths,
+            machine::Start {
+                halted: true,
+                gdb_file_io: false,
+                restore: None,
+                run_dir: request.run_dir.clone(),
+                recording: false,
+            },
+        )
+        .await?;
+        let made = maker.empty_image(&dir.join(process::RR_IMAGE)).await;
+        let _ = maker.power_off().await;
+        made
+    }
+}
+
+/// Every board: the QMP jobs exist from QEMU 6.0 on, and a board whose devices block
+/// migration says so when a save is tried (`snapshot::job_error`).
+impl SnapshotCapability for QemuBackend {}
 
 impl TraceCapability for QemuBackend {
     /// One plugin build loads in every QEMU from 6.0 to 10.x (it declares its API level

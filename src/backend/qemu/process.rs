@@ -9,11 +9,25 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use super::confine::Prepared;
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Recording};
 use crate::boards::{ExitMechanism, QemuSection};
 
 /// Unix socket paths are limited to 108 bytes (including the terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
+
+/// Deterministic runs: virtual time advances 2^4 ns per instruction (a 62.5 MHz
+/// core, near the microcontrollers the boards model), and never by the host clock
+/// (`sleep=off`: an idle CPU jumps to its next timer). `shift=auto` would adapt to the
+/// host's speed and not repeat.
+pub const DETERMINISTIC_ICOUNT: &str = "shift=4,sleep=off";
+/// ... and the real-time clock starts at a fixed date, on virtual time.
+pub const DETERMINISTIC_RTC: &str = "base=2000-01-01T00:00:00,clock=vm";
+
+/// A recording's input log and its snapshot image, in the recording's directory.
+pub const RR_LOG: &str = "replay.bin";
+pub const RR_IMAGE: &str = "rr.qcow2";
+/// The snapshot a replay starts from (QEMU takes it when recording starts).
+const RR_START: &str = "start";
 
 /// Semihosting answered by the GDB gateway, never by QEMU on the host.
 pub const SEMIHOSTING_CONFIG: &str = "enable=on,target=gdb,arg=firmware";
@@ -66,6 +80,8 @@ pub fn arguments(
     program: &Path,
     paths: &RunPaths,
     trace: Option<&Trace>,
+    deterministic: bool,
+    recording: Option<&Recording>,
     confinement: &Prepared,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
@@ -79,14 +95,42 @@ pub fn arguments(
         push(&["-m", memory]);
     }
     push(&["-nodefaults", "-display", "none", "-S"]);
-    // One console stream: the UART and semihosting output share a mux'ed stdio chardev,
-    // which the server reads through a pipe.
-    push(&[
-        "-chardev",
-        "stdio,id=console,mux=on,signal=off",
-        "-serial",
-        "chardev:console",
-    ]);
+    // Record and replay count instructions like a deterministic run; the same icount
+    // settings must be given to both.
+    let icount = match deterministic {
+        true => DETERMINISTIC_ICOUNT,
+        false => "shift=auto",
+    };
+    match recording {
+        Some(Recording::Record(dir) | Recording::Replay(dir)) => {
+            let mode = match recording {
+                Some(Recording::Record(_)) => "record",
+                _ => "replay",
+            };
+            push(&[
+                "-icount",
+                &format!(
+                    "{icount},rr={mode},rrfile={},rrsnapshot={RR_START}",
+                    dir.join(RR_LOG).display()
+                ),
+                "-drive",
+                &format!("file={},if=none,id=rr", dir.join(RR_IMAGE).display()),
+            ]);
+        }
+        None if deterministic => push(&["-icount", icount]),
+        None => {}
+    }
+    if deterministic {
+        push(&["-rtc", DETERMINISTIC_RTC]);
+    }
+    // One console stream, read through a pipe. QEMU records no input of a multiplexed
+    // chardev, so a recorded run's console is a plain one (semihosting output goes to
+    // the gateway, never to this chardev).
+    let console = match recording {
+        Some(_) => "stdio,id=console,signal=off",
+        None => "stdio,id=console,mux=on,signal=off",
+    };
+    push(&["-chardev", console, "-serial", "chardev:console"]);
     if uses_semihosting(qemu) {
         // Never `target=native`: QEMU would run the guest's file and system calls on
         // this host. With `target=gdb` they come to the gateway as File-I/O requests
@@ -173,6 +217,8 @@ mod tests {
             Path::new("/p/fw.elf"),
             &paths,
             Some(&Trace::InAsm(PathBuf::from("/run/x/t.log"))),
+            false,
+            None,
             &Prepared::unconfined(),
         )
         .into_iter()

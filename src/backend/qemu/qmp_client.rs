@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -22,7 +22,18 @@ pub struct QmpClient {
     writer: Mutex<OwnedWriteHalf>,
     pending: Pending,
     next_id: AtomicU64,
+    /// While set, STOP and RESUME are not forwarded (see [`QmpClient::quiet`]).
+    quiet: Arc<AtomicBool>,
     pub version: String,
+}
+
+/// Ends a quiet stretch when dropped.
+pub struct Quiet(Arc<AtomicBool>);
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// How long a single QMP command may take before the emulator is considered stuck.
@@ -40,15 +51,32 @@ impl QmpClient {
         let mut decoder = QmpDecoder::default();
         let version = read_greeting(&mut reader, &mut decoder).await?;
         let pending: Pending = Arc::default();
-        tokio::spawn(read_loop(reader, decoder, pending.clone(), events));
+        let quiet = Arc::new(AtomicBool::new(false));
+        tokio::spawn(read_loop(
+            reader,
+            decoder,
+            pending.clone(),
+            quiet.clone(),
+            events,
+        ));
         let client = Self {
             writer: Mutex::new(writer),
             pending,
             next_id: AtomicU64::new(1),
+            quiet,
             version,
         };
         client.execute("qmp_capabilities", None).await?;
         Ok(client)
+    }
+
+    /// Until the guard is dropped, the VM's STOP and RESUME events are not machine
+    /// events: a snapshot stops and restarts the VM, and that is no pause of the
+    /// session. Events are read in order with replies, so every event QEMU sent before
+    /// the reply that ends the stretch is suppressed, and none after it.
+    pub fn quiet(&self) -> Quiet {
+        self.quiet.store(true, Ordering::SeqCst);
+        Quiet(self.quiet.clone())
     }
 
     pub async fn execute(
@@ -110,6 +138,7 @@ async fn read_loop(
     mut reader: tokio::net::unix::OwnedReadHalf,
     mut decoder: QmpDecoder,
     pending: Pending,
+    quiet: Arc<AtomicBool>,
     events: mpsc::Sender<MachineEvent>,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
@@ -134,7 +163,9 @@ async fn read_loop(
                     }
                 }
                 Ok(QmpMessage::Event { name, .. }) => {
+                    let quiet = quiet.load(Ordering::SeqCst);
                     let event = match name.as_str() {
+                        "STOP" | "RESUME" if quiet => None,
                         "STOP" => Some(MachineEvent::Paused),
                         "RESUME" => Some(MachineEvent::Resumed),
                         "RESET" => Some(MachineEvent::Reset),

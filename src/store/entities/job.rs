@@ -25,6 +25,14 @@ pub struct Model {
     pub coverage: bool,
     /// `IN_ASM` or `HIT_COUNTS` (see `backend::Collector`), meaningful with `coverage`.
     pub coverage_collector: String,
+    /// Virtual time counted in instructions: runs repeat exactly.
+    pub deterministic: bool,
+    /// The snapshot the job's machine starts in instead of a cold boot.
+    pub from_snapshot: Option<String>,
+    /// A failing run keeps its failure point as a snapshot of its session.
+    pub keep_on_failure: bool,
+    /// The run is recorded for replay.
+    pub record: bool,
     pub state: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub failure_reason: Option<String>,

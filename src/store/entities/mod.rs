@@ -6,5 +6,7 @@ pub mod board_template;
 pub mod job;
 pub mod job_artifact;
 pub mod program;
+pub mod recording;
 pub mod session;
 pub mod session_event;
+pub mod snapshot;

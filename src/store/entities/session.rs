@@ -19,6 +19,12 @@ pub struct Model {
     pub coverage: bool,
     /// IN_ASM or HIT_COUNTS.
     pub coverage_collector: String,
+    /// Virtual time counted in instructions: runs repeat exactly.
+    pub deterministic: bool,
+    /// Every power-on records its run for replay.
+    pub record: bool,
+    /// The recording this session replays.
+    pub replay_of: Option<String>,
     /// The server node whose process runs this session's emulator.
     pub node: String,
     pub created_at: ChronoDateTimeUtc,

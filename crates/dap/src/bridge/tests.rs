@@ -268,6 +268,7 @@ fn a_session_endpoint_attaches_to_its_own_session_only() {
         session: Some("s1".into()),
         confined: true,
         launch_defaults: None,
+        reverse: false,
     });
     bridge.handle(request(1, "attach", json!({"sessionId": "s2"})));
     let [Action::ToClient(refused)] = &drain(&mut bridge)[..] else {
@@ -294,6 +295,7 @@ fn a_confined_gdb_runs_no_host_commands() {
         session: Some("s1".into()),
         confined: true,
         launch_defaults: None,
+        reverse: false,
     });
     for (seq, expression) in [
         (1, "shell id"),
@@ -480,4 +482,56 @@ fn threads_while_running_get_the_last_stops_list() {
     );
     assert_eq!(answer["body"], list);
     assert!(answer.get("message").is_none());
+}
+
+#[test]
+fn step_back_and_reverse_continue_become_gdb_reverse_commands_on_a_replay() {
+    let mut bridge = Bridge::new(BridgeConfig {
+        reverse: true,
+        ..BridgeConfig::default()
+    });
+    bridge.handle(request(1, "initialize", json!({})));
+    drain(&mut bridge);
+    bridge.handle(Input::Gdb(json!({"type": "response", "request_seq": 1, "seq": 1, "command": "initialize", "success": true, "body": {}})));
+    let [Action::ToClient(capabilities)] = &drain(&mut bridge)[..] else {
+        panic!()
+    };
+    assert_eq!(capabilities["body"]["supportsStepBack"], true);
+    for (seq, command, arguments, line) in [
+        (2, "stepBack", json!({"threadId": 1}), "reverse-next"),
+        (
+            3,
+            "stepBack",
+            json!({"threadId": 1, "granularity": "instruction"}),
+            "reverse-stepi",
+        ),
+        (
+            4,
+            "reverseContinue",
+            json!({"threadId": 1}),
+            "reverse-continue",
+        ),
+    ] {
+        bridge.handle(request(seq, command, arguments));
+        let [Action::ToGdb(evaluate)] = &drain(&mut bridge)[..] else {
+            panic!()
+        };
+        assert_eq!(evaluate["command"], "evaluate");
+        assert_eq!(evaluate["arguments"]["expression"], line);
+        let gdb_seq = evaluate["seq"].as_u64().unwrap();
+        bridge.handle(Input::Gdb(json!({"type": "response", "request_seq": gdb_seq, "seq": 10 + seq, "command": "evaluate", "success": true, "body": {"result": "text"}})));
+        let [Action::ToClient(answer)] = &drain(&mut bridge)[..] else {
+            panic!()
+        };
+        assert_eq!(answer["command"], command);
+        assert_eq!(answer["request_seq"], seq);
+        assert_eq!(answer["body"], json!({}));
+    }
+    // Elsewhere they are refused, and not offered.
+    let mut plain = Bridge::new(BridgeConfig::default());
+    plain.handle(request(1, "stepBack", json!({"threadId": 1})));
+    let [Action::ToClient(refused)] = &drain(&mut plain)[..] else {
+        panic!()
+    };
+    assert_eq!(refused["success"], false);
 }

@@ -64,6 +64,8 @@ enum ApiOp {
     Halting,
     /// A step runs; `remaining` more after it.
     Stepping { remaining: u32 },
+    /// `bs` or `bc` sent; done at the stop.
+    Reversing,
     /// A read job runs.
     Reading,
     /// `M` chunks in flight.
@@ -148,6 +150,16 @@ impl Mux {
                     return; // waits for the probe: the connection halts the VM
                 }
                 self.finish_api(Err(DebugError::NotHalted))
+            }
+            ApiCall::Reverse { .. } if !self.reverse_supported() => {
+                self.finish_api(Err(DebugError::NoReverse))
+            }
+            ApiCall::Reverse { step } => {
+                self.set_api_op(ApiOp::Reversing);
+                self.start_resume(step);
+                let packet: &[u8] = if step { b"bs" } else { b"bc" };
+                self.send_upstream(packet, Expect::Resume, Purpose::Resume);
+                self.resumed(ResumedBy::Api, step);
             }
             ApiCall::Step { count } => {
                 if count == 0 {
@@ -309,6 +321,7 @@ impl Mux {
                 self.api.holds_halt = true;
                 self.finish_api(Ok(ApiResult::Done));
             }
+            Some((_, ApiOp::Reversing)) => self.finish_api(Ok(ApiResult::Stopped(event))),
             Some((_, ApiOp::Stepping { remaining })) => {
                 let stepped = event.reason == StopReason::Step;
                 if remaining == 0 || !stepped || !self.is_halted() {
@@ -323,9 +336,13 @@ impl Mux {
 
     /// The stub refused a resume the API may have sent.
     pub(crate) fn api_resume_refused(&mut self, raw: &[u8]) {
-        if matches!(self.api.current, Some((_, ApiOp::Stepping { .. }))) {
+        if let Some((_, op @ (ApiOp::Stepping { .. } | ApiOp::Reversing))) = &self.api.current {
+            let command = match op {
+                ApiOp::Reversing => "bs/bc",
+                _ => "s",
+            };
             self.finish_api(Err(DebugError::Refused {
-                command: "s",
+                command,
                 reply: String::from_utf8_lossy(raw).into_owned(),
             }));
         }

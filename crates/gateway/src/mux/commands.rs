@@ -386,7 +386,7 @@ impl Mux {
         payload
     }
 
-    fn reverse_supported(&self) -> bool {
+    pub(crate) fn reverse_supported(&self) -> bool {
         self.stub.features.is_supported("ReverseStep")
             || self.stub.features.is_supported("ReverseContinue")
     }

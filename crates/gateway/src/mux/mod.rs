@@ -171,6 +171,10 @@ pub enum Input {
     /// The server changed the VM behind the stub's back (QMP cont, stop,
     /// system_reset, loadvm): every cached register and memory byte is stale.
     Invalidate,
+    /// The server replaced the halted target's whole state (a snapshot was
+    /// loaded): nothing cached holds, and every client hears that the
+    /// target stopped where it now is (`stop.rs`).
+    StateReplaced,
     /// The answer to [`Action::HostCall`].
     HostCallDone(HostReply),
     /// The time asked for by the last [`Action::WakeAfter`] has passed.
@@ -402,6 +406,7 @@ impl Mux {
             Input::UpstreamBytes(bytes) => self.upstream_bytes(&bytes),
             Input::Api { request, call } => self.api_call(request, call),
             Input::Invalidate => self.cache.invalidate(),
+            Input::StateReplaced => self.state_replaced(),
             Input::HostCallDone(reply) => self.host_call_done(reply),
             Input::Wake => self.wake(),
         }

@@ -87,6 +87,28 @@ impl Mux {
         self.pump_all();
     }
 
+    /// The server loaded a snapshot into the halted target: as after an
+    /// interrupt, the registers are read again, non-stop clients get a
+    /// `%Stop` and the stop is broadcast (a DAP client then shows the new
+    /// position). An all-stop client waits on nothing, so it hears nothing;
+    /// it reads the new state through the emptied cache.
+    pub(crate) fn state_replaced(&mut self) {
+        self.cache.invalidate();
+        if !self.is_halted() {
+            return;
+        }
+        let thread = self
+            .last_stop
+            .as_deref()
+            .and_then(|stop| StopReply::parse(stop).ok())
+            .and_then(|stop| stop.thread());
+        let payload = match thread {
+            Some(thread) => format!("T02thread:{thread};"),
+            None => "S02".to_owned(),
+        };
+        self.stopped(payload.as_bytes(), false);
+    }
+
     /// The read-ahead `g` after a stop came back (or the probe's).
     pub(crate) fn stop_read_ahead_done(
         &mut self,

@@ -47,6 +47,8 @@ pub(super) enum Step {
     Api(u64, ApiCall),
     /// The server's invalidate().
     Invalidate,
+    /// The server's state_replaced().
+    StateReplaced,
     /// The I/O layer's answer to a host call.
     HostDone(HostReply),
     /// The wake-up asked for came.
@@ -146,6 +148,7 @@ fn feed(mux: &mut Mux, step: Step) {
             call,
         },
         Step::Invalidate => Input::Invalidate,
+        Step::StateReplaced => Input::StateReplaced,
         Step::HostDone(reply) => Input::HostCallDone(reply),
         Step::Wake => Input::Wake,
     };

@@ -186,6 +186,31 @@ fn non_stop_clients_hear_of_every_stop() {
 }
 
 #[test]
+fn a_loaded_snapshot_is_a_stop_every_client_can_see() {
+    let mut mux = probed(MuxConfig::default());
+    check(
+        &mut mux,
+        vec![
+            (Step::Connect(2), &[]),
+            (Step::Client(2, "+ $QNonStop:1"), &["c2: + $OK"]),
+            (Step::Client(1, "$g"), &["c1: + $00000000e00f0020a4010000"]),
+            // New registers are read, the non-stop client is told, the stop
+            // is broadcast; the all-stop client waits on nothing.
+            (
+                Step::StateReplaced,
+                &["c2: %Stop:T02thread:p1.1;", "up: $g $m20000fa0,c0"],
+            ),
+            (
+                Step::Stub("$00000000c00f0020b0010000"),
+                &["stop Interrupted pc=Some(432)"],
+            ),
+            (Step::Stub(STACK_GUESS), &[]),
+            (Step::Client(1, "$g"), &["c1: + $00000000c00f0020b0010000"]),
+        ],
+    );
+}
+
+#[test]
 fn resumes_are_events_whoever_makes_them() {
     let mut mux = probed(MuxConfig::default());
     check_events(
@@ -269,6 +294,61 @@ fn flash_commands_become_memory_writes() {
             (Step::Connect(2), &[]),
             (Step::Client(2, "$vFlashWrite:100:a"), &["c2: + $E01"]),
             (Step::Client(2, "$vFlashDone"), &["c2: + $E01"]),
+        ],
+    );
+}
+
+#[test]
+fn the_api_executes_backwards_only_where_the_stub_can() {
+    let mut plain = probed(MuxConfig::default());
+    check(
+        &mut plain,
+        vec![(
+            Step::Api(1, ApiCall::Reverse { step: true }),
+            &["api 1: Err(NoReverse)"],
+        )],
+    );
+    // A stub replaying a recording advertises reverse execution.
+    let mut mux = Mux::new(MuxConfig::default());
+    check(
+        &mut mux,
+        vec![
+            (Step::Api(1, ApiCall::Halt), &["connect"]),
+            (
+                Step::UpstreamUp,
+                &[
+                    "up: $qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+ $qXfer:features:read:target.xml:0,ffb $? $vCont?",
+                ],
+            ),
+            (
+                Step::Stub(
+                    "+ $PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+;ReverseStep+;ReverseContinue+",
+                ),
+                &[],
+            ),
+            (
+                Step::StubPayload(TARGET_XML),
+                &["up: $qXfer:features:read:core.xml:0,ffb"],
+            ),
+            (Step::Stub("$T05thread:p01.01; $vCont;c;C;s;S"), &[]),
+            (Step::StubPayload(CORE_XML), &["up: $g", "api 1: Ok(Done)"]),
+            (Step::Stub(G), &["up: $m20000fe0,40"]),
+            (Step::Stub(STACK), &[]),
+        ],
+    );
+    check(
+        &mut mux,
+        vec![
+            (Step::Api(2, ApiCall::Reverse { step: true }), &["up: $bs"]),
+            (Step::Stub("$T05thread:p01.01;"), &["up: $g $m20000fa0,c0"]),
+            // The stop ends the call, as a step's does.
+            (
+                Step::Stub(G),
+                &[
+                    "stop Step pc=Some(420)",
+                    "api 2: Ok(Stopped(StopEvent { reason: Step, signal: Some(5), thread: Some(\"p1.1\"), pc: Some(420), raw: \"T05thread:p01.01;\", solicited: true }))",
+                ],
+            ),
         ],
     );
 }
