@@ -57,7 +57,15 @@ async fn a_recorded_run_replays_and_executes_backwards() {
     let recorded = recorded_session(&server, "riscv32-virt", "ticker-riscv32-virt.elf").await;
     server.power(&recorded, "ON", false).await;
     server.wait_uart(&recorded, "tick 4\n").await;
-    assert!(session(&server, &recorded).await["instructions"].is_string());
+    let live = session(&server, &recorded).await;
+    assert!(live["instructions"].is_string(), "{live}");
+    assert_eq!(
+        server
+            .error_code(REPLAY, json!({ "r": live["recording"]["id"] }))
+            .await,
+        "INVALID_STATE",
+        "a recording still being made cannot be replayed"
+    );
     server.power(&recorded, "OFF", false).await;
     let original = session(&server, &recorded).await;
     let recording = original["recording"]["id"].as_str().unwrap().to_owned();
@@ -154,6 +162,16 @@ async fn a_recorded_run_replays_and_executes_backwards() {
         )
         .await;
     assert!(tick_count(&server, &id).await <= before);
+
+    // The replay's console chunks say where the CPU was.
+    let mut console = server
+        .subscribe(
+            "subscription($s: ID!) { uartOutput(sessionId: $s) { data instructions } }",
+            json!({ "s": id }),
+        )
+        .await;
+    let chunk = console.next().await.expect("a console chunk")["uartOutput"].clone();
+    assert!(chunk["instructions"].is_string(), "{chunk}");
 
     // Each recorded byte once, in order, whatever was re-executed.
     let shown = session(&server, &id).await["uartText"]

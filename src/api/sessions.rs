@@ -350,6 +350,9 @@ pub struct UartChunkObject {
     seq: i64,
     data: String,
     dropped: i64,
+    /// The CPU's instruction count (decimal) when this was shown, where known: in a
+    /// replay, whose console follows the CPU.
+    instructions: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -610,6 +613,7 @@ impl SessionSubscription {
                 seq: chunk.seq as i64,
                 data: chunk.data,
                 dropped: chunk.dropped as i64,
+                instructions: chunk.instructions.map(|count| count.to_string()),
             }))
     }
 

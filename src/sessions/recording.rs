@@ -106,6 +106,17 @@ impl SessionService {
     pub async fn replay(&self, recording_id: &str) -> Result<SessionRecord, SessionError> {
         let recording = self.recording(recording_id).await?;
         let (source, _) = self.existing(&recording.session_id).await?;
+        let still_recording = self.machine_info(&source.id).is_some()
+            && self
+                .latest_recording(&source.id)
+                .await?
+                .is_some_and(|latest| latest.id == recording.id);
+        if still_recording {
+            return Err(SessionError::InvalidState(format!(
+                "recording '{recording_id}' is still being made: power session '{}' off first",
+                source.id
+            )));
+        }
         let program = self.program(&recording.program_id).await?;
         let backend = BackendKind::parse(&source.backend).ok_or_else(|| {
             SessionError::InvalidState(format!("unknown backend '{}'", source.backend))
@@ -353,7 +364,7 @@ async fn replay(followed: Followed, dir: PathBuf) {
         };
         let upto = view.offset_at(count);
         if upto > shown {
-            runtime.uart.push(&view.text[shown..upto]);
+            runtime.uart.push_at(&view.text[shown..upto], Some(count));
             shown = upto;
         }
     }

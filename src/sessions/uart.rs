@@ -20,6 +20,9 @@ pub struct UartChunk {
     pub data: String,
     /// How many chunks this subscriber missed just before this one.
     pub dropped: u64,
+    /// The CPU's instruction count when the chunk was shown, where known (a replay's
+    /// console follows the CPU by it).
+    pub instructions: Option<u64>,
 }
 
 pub struct UartLog {
@@ -52,6 +55,11 @@ impl UartLog {
 
     /// Appends output; returns the chunk made, if the bytes completed any character.
     pub fn push(&self, bytes: &[u8]) -> Option<UartChunk> {
+        self.push_at(bytes, None)
+    }
+
+    /// [`UartLog::push`], the CPU at instruction `instructions`.
+    pub fn push_at(&self, bytes: &[u8], instructions: Option<u64>) -> Option<UartChunk> {
         let mut inner = self.lock();
         let mut pending = std::mem::take(&mut inner.partial);
         pending.extend_from_slice(bytes);
@@ -64,6 +72,7 @@ impl UartLog {
             seq: inner.next_seq,
             data: String::from_utf8_lossy(&pending).into_owned(),
             dropped: 0,
+            instructions,
         };
         inner.next_seq += 1;
         inner.recent_bytes += chunk.data.len();
