@@ -94,9 +94,19 @@ impl Drop for Targets {
 }
 
 fn check_console(console: &str) {
+    // The semihosting writes reach the console through the gateway, the UART's bytes
+    // through QEMU's pipe: one can overtake the other in the middle of a line (seen
+    // once with QEMU 10). The UART lines are looked for without the semihosting text.
+    let uart = console
+        .replace("semihosting console: write0\n", "")
+        .replace("semihosting console: writec\n", "");
     for line in EXPECTED {
+        let text = match line.starts_with("semihosting console") {
+            true => console,
+            false => uart.as_str(),
+        };
         assert!(
-            console.contains(line),
+            text.contains(line),
             "no {line:?} in the console:\n{console}"
         );
     }
