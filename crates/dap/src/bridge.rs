@@ -204,6 +204,8 @@ pub struct Bridge {
     thread: Option<Value>,
     /// GDB's last thread list.
     threads: Option<Value>,
+    /// A confined GDB's breakpoints by file name, mapped back for the editor.
+    sources: crate::sources::SourceMap,
 }
 
 /// Debug Console commands a confined GDB runs: reading and changing the target, never
@@ -360,6 +362,9 @@ impl Bridge {
                     self.own_pause = true;
                 }
                 let mut forwarded = message;
+                if self.config.confined && command == "setBreakpoints" {
+                    self.sources.to_gdb(&mut forwarded["arguments"]);
+                }
                 self.send_gdb(
                     &mut forwarded,
                     Pending::Client {
@@ -744,6 +749,7 @@ impl Bridge {
     }
 
     fn send_client(&mut self, mut message: Value) {
+        self.sources.to_client(&mut message);
         self.to_client_seq += 1;
         message["seq"] = json!(self.to_client_seq);
         self.actions.push_back(Action::ToClient(message));

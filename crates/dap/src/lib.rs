@@ -14,9 +14,12 @@
 //!   breakpoint arrives, renumbers messages so that its own requests and events never
 //!   collide with the client's, turns UART output into `output` events, refuses GDB
 //!   commands that would reach the host, and passes everything else through unchanged.
+//! - [`sources`]: source paths between an editor and a confined GDB that cannot read
+//!   the editor's files.
 
 pub mod bridge;
 pub mod codec;
+pub mod sources;
 
 pub use bridge::{Action, Bridge, BridgeConfig, Input, Op, OpError, Ready, RunNotice};
 pub use codec::{DapError, Decoder, MAX_MESSAGE, encode};
