@@ -42,13 +42,31 @@ pub struct BootBench {
     pub boards_dir: PathBuf,
 }
 
-fn median(samples: &mut [Duration]) -> Duration {
+pub(crate) fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+/// A server of its own in a temporary data dir (removed by the caller).
+pub(crate) async fn bench_app(
+    name: &str,
+    boards_dir: &Path,
+    confinement: ConfinementMode,
+) -> anyhow::Result<(std::sync::Arc<App>, PathBuf)> {
+    let data_dir =
+        std::env::temp_dir().join(format!("virserver-bench-{name}-{}", std::process::id()));
+    let mut config = Config {
+        data_dir: data_dir.clone(),
+        boards_dir: boards_dir.to_owned(),
+        confinement,
+        ..Config::default()
+    };
+    config.prepare_data_dir()?;
+    Ok((App::start(config).await?, data_dir))
 }
 
 /// A server of its own in a temporary data dir, with one session holding the ELF: what
@@ -70,16 +88,7 @@ impl BenchSession {
         confinement: ConfinementMode,
     ) -> anyhow::Result<Self> {
         let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
-        let data_dir =
-            std::env::temp_dir().join(format!("virserver-bench-{name}-{}", std::process::id()));
-        let mut config = Config {
-            data_dir: data_dir.clone(),
-            boards_dir: boards_dir.to_owned(),
-            confinement,
-            ..Config::default()
-        };
-        config.prepare_data_dir()?;
-        let app = App::start(config).await?;
+        let (app, data_dir) = bench_app(name, boards_dir, confinement).await?;
         let board = app.catalog.board(board).await?.board;
         let qemu = board
             .backends

@@ -12,7 +12,6 @@
 //!   half and nine tenths of the recording.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -22,7 +21,8 @@ use virserver_gateway::BreakpointKind;
 
 use crate::app::App;
 use crate::backend::BackendKind;
-use crate::config::Config;
+use crate::backend::qemu::confine::ConfinementMode;
+use crate::bench::{bench_app, median, ms};
 use crate::debugger::Location;
 use crate::jobs::rules::{Rules, Verdict};
 use crate::jobs::runner::{self, JobSpec};
@@ -51,28 +51,6 @@ pub struct ReplayBench {
     pub boards_dir: PathBuf,
     #[arg(long, default_value = "examples/firmware/bin")]
     pub firmware: PathBuf,
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
-}
-
-/// A server of its own in a temporary data dir.
-async fn app(name: &str, boards_dir: &Path) -> anyhow::Result<(Arc<App>, PathBuf)> {
-    let data_dir =
-        std::env::temp_dir().join(format!("virserver-bench-{name}-{}", std::process::id()));
-    let mut config = Config {
-        data_dir: data_dir.clone(),
-        boards_dir: boards_dir.to_owned(),
-        ..Config::default()
-    };
-    config.prepare_data_dir()?;
-    Ok((App::start(config).await?, data_dir))
 }
 
 /// A session with the ELF uploaded.
@@ -111,7 +89,7 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
     if options.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let (app, data_dir) = app("snapshots", &options.boards_dir).await?;
+    let (app, data_dir) = bench_app("snapshots", &options.boards_dir, ConfinementMode::On).await?;
     let elf = |name: &str| options.firmware.join(name);
     println!(
         "snapshots, {} saves and restores per board (medians)",
@@ -149,8 +127,8 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
         sizes.sort();
         println!(
             "  {board:<13} save {:7.1} ms  restore (running session) {:7.1} ms  size {} KiB",
-            ms(median(saves)),
-            ms(median(restores)),
+            ms(median(&mut saves)),
+            ms(median(&mut restores)),
             sizes[sizes.len() / 2] / 1024
         );
         if forkable.is_none() {
@@ -211,7 +189,7 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
             samples.push(outcome.elapsed);
         }
     }
-    let (cold, warm) = (median(cold), median(warm));
+    let (cold, warm) = (median(&mut cold), median(&mut warm));
     println!(
         "  job to the third tick: cold boot {:7.1} ms, from a snapshot after the second {:7.1} ms ({:.1}x faster)",
         ms(cold),
@@ -266,7 +244,7 @@ async fn ticks(app: &App, session: &str) -> anyhow::Result<usize> {
 }
 
 pub async fn replay(options: ReplayBench) -> anyhow::Result<()> {
-    let (app, data_dir) = app("replay", &options.boards_dir).await?;
+    let (app, data_dir) = bench_app("replay", &options.boards_dir, ConfinementMode::On).await?;
     let ticker = options
         .firmware
         .join(format!("ticker-{}.elf", options.board));

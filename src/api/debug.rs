@@ -85,6 +85,14 @@ fn debug_error(error: DebuggerError) -> super::errors::ApiError {
     coded(code, error.to_string()).into()
 }
 
+/// A step count of 1 to `max`; BAD_INPUT otherwise.
+fn step_count(count: i32, max: u32) -> ApiResult<u32> {
+    u32::try_from(count)
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| coded("BAD_INPUT", format!("count must be 1 to {max}")).into())
+}
+
 fn target(error: DebugError) -> super::errors::ApiError {
     debug_error(DebuggerError::Target(error))
 }
@@ -227,10 +235,7 @@ impl DebugMutation {
         session_id: ID,
         #[graphql(default = 1)] count: i32,
     ) -> ApiResult<StopPositionObject> {
-        let count = u32::try_from(count)
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| coded("BAD_INPUT", "count must be 1 to 10000"))?;
+        let count = step_count(count, 10_000)?;
         let debugger = debugger(ctx, &session_id).await?;
         for _ in 0..count {
             debugger.client().reverse(true).await.map_err(target)?;
@@ -257,10 +262,7 @@ impl DebugMutation {
         session_id: ID,
         #[graphql(default = 1)] count: i32,
     ) -> ApiResult<StopPositionObject> {
-        let count = u32::try_from(count)
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| coded("BAD_INPUT", "count must be 1 to 100000"))?;
+        let count = step_count(count, 100_000)?;
         let debugger = debugger(ctx, &session_id).await?;
         debugger.client().step(count).await.map_err(target)?;
         position(&debugger).await

@@ -35,7 +35,6 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-pub use snapshots::MAX_FORKS;
 pub use state::{EventKind, SessionEvent, SessionState, StopInfo};
 pub use uart::{UartChunk, UartLog, follow, next_live};
 
@@ -316,14 +315,7 @@ impl SessionService {
     // ---- queries ----------------------------------------------------------------------
 
     pub async fn get(&self, id: &str) -> Result<SessionRecord, SessionError> {
-        let not_found = || SessionError::NotFound {
-            what: "session",
-            id: id.to_owned(),
-        };
-        if !crate::store::is_record_id(id) {
-            return Err(not_found());
-        }
-        self.store.session(id).await?.ok_or_else(not_found)
+        by_id("session", id, || self.store.session(id)).await
     }
 
     pub async fn list(&self) -> Result<Vec<SessionRecord>, SessionError> {
@@ -335,14 +327,7 @@ impl SessionService {
     }
 
     pub async fn program(&self, id: &str) -> Result<ProgramRecord, SessionError> {
-        let not_found = || SessionError::NotFound {
-            what: "program",
-            id: id.to_owned(),
-        };
-        if !crate::store::is_record_id(id) {
-            return Err(not_found());
-        }
-        self.store.program(id).await?.ok_or_else(not_found)
+        by_id("program", id, || self.store.program(id)).await
     }
 
     pub async fn history(&self, session_id: &str) -> Result<Vec<SessionEvent>, SessionError> {
@@ -628,9 +613,7 @@ impl SessionService {
         let halted = halted || restore.is_some();
         let program = self.program(program_id).await?;
         let board = self.catalog.board(&record.board_id).await?.board;
-        let kind = BackendKind::parse(&record.backend).ok_or_else(|| {
-            SessionError::InvalidState(format!("unknown backend '{}'", record.backend))
-        })?;
+        let kind = backend_of(record)?;
         let backend = self.backends.get(kind).ok_or(BackendError::Unavailable {
             backend: kind.as_str(),
             reason: "not built into this server".into(),
@@ -825,6 +808,32 @@ impl SessionService {
         record_state(&self.store, runtime, kind, state, exit_code, message).await?;
         Ok(())
     }
+}
+
+/// The record `find` reads; NOT_FOUND, without asking the database, when `id` is not
+/// a record id the server made.
+async fn by_id<T, F>(
+    what: &'static str,
+    id: &str,
+    find: impl FnOnce() -> F,
+) -> Result<T, SessionError>
+where
+    F: std::future::Future<Output = Result<Option<T>, StoreError>>,
+{
+    let not_found = || SessionError::NotFound {
+        what,
+        id: id.to_owned(),
+    };
+    if !crate::store::is_record_id(id) {
+        return Err(not_found());
+    }
+    find().await?.ok_or_else(not_found)
+}
+
+/// The backend a session was created on.
+fn backend_of(record: &SessionRecord) -> Result<BackendKind, SessionError> {
+    BackendKind::parse(&record.backend)
+        .ok_or_else(|| SessionError::InvalidState(format!("unknown backend '{}'", record.backend)))
 }
 
 /// The session's machine, once a finished one is cleared; INVALID_STATE when none.

@@ -61,6 +61,23 @@ impl SessionService {
         Ok(program)
     }
 
+    /// The program's record for another session (a fork, a replay); its file is shared,
+    /// stored by its SHA-256.
+    pub(super) async fn copy_program(
+        &self,
+        program: &ProgramRecord,
+        session_id: &str,
+    ) -> Result<ProgramRecord, SessionError> {
+        let copy = ProgramRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            session_id: session_id.to_owned(),
+            created_at: Utc::now(),
+            ..program.clone()
+        };
+        self.store.insert_program(copy.clone()).await?;
+        Ok(copy)
+    }
+
     async fn session_program(
         &self,
         session_id: &str,

@@ -26,12 +26,13 @@ use chrono::Utc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::supervisor::next_or_never;
 use super::{
     EventKind, Runtime, SessionError, SessionService, SessionState, Settings, clear_finished,
 };
-use crate::backend::{BackendError, BackendKind, Machine, Recording};
+use crate::backend::{BackendError, Machine, Recording};
 use crate::debugger::Debugger;
-use crate::store::{ProgramRecord, RecordingRecord, SessionRecord, Store};
+use crate::store::{RecordingRecord, SessionRecord, Store};
 
 /// Where a session's recordings are, in its run dir; a replay's copy of one.
 const RECORDINGS_DIR: &str = "recordings";
@@ -55,14 +56,7 @@ impl SessionService {
     }
 
     pub async fn recording(&self, id: &str) -> Result<RecordingRecord, SessionError> {
-        let not_found = || SessionError::NotFound {
-            what: "recording",
-            id: id.to_owned(),
-        };
-        if !crate::store::is_record_id(id) {
-            return Err(not_found());
-        }
-        self.store.recording(id).await?.ok_or_else(not_found)
+        super::by_id("recording", id, || self.store.recording(id)).await
     }
 
     /// The session's latest recording.
@@ -118,9 +112,7 @@ impl SessionService {
             )));
         }
         let program = self.program(&recording.program_id).await?;
-        let backend = BackendKind::parse(&source.backend).ok_or_else(|| {
-            SessionError::InvalidState(format!("unknown backend '{}'", source.backend))
-        })?;
+        let backend = super::backend_of(&source)?;
         let session = self
             .create(
                 &format!("replay of {}", source.name),
@@ -136,13 +128,7 @@ impl SessionService {
         let made = async {
             let dir = self.run_root.join(&session.id).join(REPLAY_DIR);
             copy_dir(&self.recording_dir(&recording), &dir).await?;
-            let program = ProgramRecord {
-                id: uuid::Uuid::new_v4().to_string(),
-                session_id: session.id.clone(),
-                created_at: Utc::now(),
-                ..program
-            };
-            self.store.insert_program(program.clone()).await?;
+            let program = self.copy_program(&program, &session.id).await?;
             self.store
                 .set_replay(&session.id, &program.id, &recording.id)
                 .await?;
@@ -347,8 +333,12 @@ async fn replay(followed: Followed, dir: PathBuf) {
                 if supervisor.is_finished() {
                     break;
                 }
+                // A halted CPU prints nothing: its stop already caught the view up.
+                if *runtime.state.lock().await != SessionState::Running {
+                    continue;
+                }
             }
-            _ = next_run_event(&mut stops) => {}
+            _ = next_or_never(&mut stops) => {}
             event = events.recv() => match event {
                 Ok(event) if event.kind == EventKind::Exited => {
                     runtime.uart.push(&view.text[shown..]);
@@ -369,24 +359,6 @@ async fn replay(followed: Followed, dir: PathBuf) {
         }
     }
     runtime.replaying.store(false, Ordering::SeqCst);
-}
-
-async fn next_run_event(
-    events: &mut Option<tokio::sync::broadcast::Receiver<virserver_gateway::RunEvent>>,
-) -> Option<virserver_gateway::RunEvent> {
-    let Some(receiver) = events else {
-        return std::future::pending().await;
-    };
-    loop {
-        match receiver.recv().await {
-            Ok(event) => return Some(event),
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => {
-                *events = None;
-                return std::future::pending().await;
-            }
-        }
-    }
 }
 
 /// The recorded console and where each piece of it was, in instructions.

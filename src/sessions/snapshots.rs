@@ -16,14 +16,14 @@ use super::{
     EventKind, Launched, Runtime, SessionError, SessionService, SessionState, Settings,
     clear_finished, power_off_locked,
 };
-use crate::backend::{BackendError, BackendKind, MachineSnapshots};
+use crate::backend::{BackendError, MachineSnapshots};
 use crate::store::{ProgramRecord, SessionRecord, SnapshotRecord};
 
 /// Where a session's snapshot images are, in its run dir.
 const SNAPSHOT_DIR: &str = "snapshots";
 
 /// The most forks one `forkSession` makes.
-pub const MAX_FORKS: usize = 32;
+const MAX_FORKS: usize = 32;
 
 impl SessionService {
     fn snapshot_path(&self, snapshot: &SnapshotRecord) -> PathBuf {
@@ -38,14 +38,7 @@ impl SessionService {
     }
 
     pub async fn snapshot(&self, id: &str) -> Result<SnapshotRecord, SessionError> {
-        let not_found = || SessionError::NotFound {
-            what: "snapshot",
-            id: id.to_owned(),
-        };
-        if !crate::store::is_record_id(id) {
-            return Err(not_found());
-        }
-        self.store.snapshot(id).await?.ok_or_else(not_found)
+        super::by_id("snapshot", id, || self.store.snapshot(id)).await
     }
 
     /// Saves the powered session's machine; it runs (or stays paused) as before.
@@ -258,20 +251,12 @@ impl SessionService {
         program: &ProgramRecord,
         name: &str,
     ) -> Result<SessionRecord, SessionError> {
-        let backend = BackendKind::parse(&source.backend).ok_or_else(|| {
-            SessionError::InvalidState(format!("unknown backend '{}'", source.backend))
-        })?;
+        let backend = super::backend_of(source)?;
         let fork = self
             .create(name, backend, &source.board_id, Settings::of(source))
             .await?;
         let made = async {
-            let program = ProgramRecord {
-                id: uuid::Uuid::new_v4().to_string(),
-                session_id: fork.id.clone(),
-                created_at: Utc::now(),
-                ..program.clone()
-            };
-            self.store.insert_program(program.clone()).await?;
+            let program = self.copy_program(program, &fork.id).await?;
             self.store
                 .set_current_program(&fork.id, &program.id)
                 .await?;

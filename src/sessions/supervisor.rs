@@ -87,8 +87,8 @@ pub(super) async fn supervise(
         };
         let event = tokio::select! {
             event = events.recv() => event,
-            stop = next_stop(&mut stops) => {
-                if let (Some(stop), Some(debugger)) = (stop, &debugger) {
+            stop = next_or_never(&mut stops) => {
+                if let Some(debugger) = &debugger {
                     announce_stop(&runtime, debugger, stop).await;
                 }
                 continue;
@@ -174,19 +174,18 @@ async fn record(
     }
 }
 
-/// The next stop reply, or never when there is no gateway (or it closed).
-async fn next_stop(
-    stops: &mut Option<broadcast::Receiver<virserver_gateway::StopEvent>>,
-) -> Option<virserver_gateway::StopEvent> {
-    let Some(receiver) = stops else {
+/// The next message of a gateway's broadcast, skipping what a slow reader missed, or
+/// never when there is no gateway (or it closed).
+pub(super) async fn next_or_never<T: Clone>(receiver: &mut Option<broadcast::Receiver<T>>) -> T {
+    let Some(events) = receiver else {
         return std::future::pending().await;
     };
     loop {
-        match receiver.recv().await {
-            Ok(stop) => return Some(stop),
+        match events.recv().await {
+            Ok(message) => return message,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => {
-                *stops = None;
+                *receiver = None;
                 return std::future::pending().await;
             }
         }
