@@ -208,64 +208,6 @@ pub struct Bridge {
     sources: crate::sources::SourceMap,
 }
 
-/// Debug Console commands a confined GDB runs: reading and changing the target, never
-/// the host. Matched on the first word, before any `/FMT`.
-const CONSOLE_COMMANDS: &[&str] = &[
-    "print",
-    "p",
-    "output",
-    "call",
-    "x",
-    "info",
-    "i",
-    "bt",
-    "backtrace",
-    "where",
-    "frame",
-    "f",
-    "up",
-    "down",
-    "ptype",
-    "whatis",
-    "list",
-    "l",
-    "display",
-    "undisplay",
-    "disassemble",
-    "break",
-    "b",
-    "tbreak",
-    "hbreak",
-    "thbreak",
-    "watch",
-    "rwatch",
-    "awatch",
-    "delete",
-    "d",
-    "disable",
-    "enable",
-    "condition",
-    "ignore",
-    "step",
-    "s",
-    "next",
-    "n",
-    "stepi",
-    "si",
-    "nexti",
-    "ni",
-    "continue",
-    "c",
-    "finish",
-    "until",
-    "u",
-    "advance",
-    "monitor",
-    "help",
-    "thread",
-    "p/x",
-];
-
 impl Bridge {
     pub fn new(config: BridgeConfig) -> Self {
         Self {
@@ -425,7 +367,7 @@ impl Bridge {
                 .get("expression")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            return console_allowed(expression);
+            return console::allowed(expression);
         }
         Ok(())
     }
@@ -784,35 +726,6 @@ impl Bridge {
     }
 }
 
-/// Whether a confined GDB runs this Debug Console line.
-fn console_allowed(line: &str) -> Result<(), String> {
-    let line = line.trim();
-    if line.contains(['\n', '\r']) {
-        return Err("one console command at a time".into());
-    }
-    let word = line
-        .split(|c: char| c.is_whitespace() || c == '/')
-        .next()
-        .unwrap_or_default();
-    if word.is_empty() {
-        return Ok(());
-    }
-    if word == "set" {
-        let mut words = line.split_whitespace().skip(1);
-        return match words.next() {
-            Some("var" | "variable") => Ok(()),
-            _ => Err("only `set var NAME = VALUE` is allowed here: other settings reach the server's host".into()),
-        };
-    }
-    if CONSOLE_COMMANDS.contains(&word) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{word}` is not allowed on the server's GDB (commands that inspect and control the target are: print, x, info, bt, frame, break, step, next, continue, ...)"
-        ))
-    }
-}
-
 /// A GDB CLI argument in double quotes, for file names with spaces or quotes.
 fn quote(text: &str) -> String {
     let mut out = String::from("\"");
@@ -826,5 +739,6 @@ fn quote(text: &str) -> String {
     out
 }
 
+mod console;
 #[cfg(test)]
 mod tests;
