@@ -85,6 +85,9 @@ impl App {
                 "sessions whose emulator was lost marked CRASHED"
             );
         }
+        if let Some(after) = config.hibernate_after {
+            sessions.hibernate_idle(after);
+        }
         let gdb = Arc::new(GdbLocator::new(config.gdb_path.clone()));
         let shutdown = CancellationToken::new();
         sessions

@@ -56,6 +56,9 @@ pub struct Config {
     pub uart_replay_bytes: usize,
     /// How many bytes of snapshot images one session may keep.
     pub snapshot_quota_bytes: u64,
+    /// A PAUSED session idle this long is hibernated (saved, its emulator ended) and
+    /// woken on use; `None`: never.
+    pub hibernate_after: Option<std::time::Duration>,
     /// This server's name in a cluster; jobs record which node ran them.
     pub node_name: String,
     /// Redis URL: jobs go through Redis Streams and events cross nodes. `None`: the
@@ -94,6 +97,7 @@ impl Default for Config {
             max_upload_bytes: 32 * 1024 * 1024,
             uart_replay_bytes: 64 * 1024,
             snapshot_quota_bytes: 256 * 1024 * 1024,
+            hibernate_after: None,
             node_name: default_node_name(),
             redis_url: None,
             max_concurrent_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -129,6 +133,8 @@ pub struct ConfigFile {
     pub max_upload_bytes: Option<u64>,
     pub uart_replay_bytes: Option<usize>,
     pub snapshot_quota_bytes: Option<u64>,
+    /// A duration ("10m", "90s", "500ms") or "off".
+    pub hibernate_after: Option<Hibernate>,
     pub node_name: Option<String>,
     pub redis_url: Option<String>,
     pub max_concurrent_jobs: Option<usize>,
@@ -163,6 +169,10 @@ pub struct ConfigOverrides {
     /// Bytes of snapshot images one session may keep (default 256 MiB).
     #[arg(long, env = "VIRSERVER_SNAPSHOT_QUOTA_BYTES")]
     pub snapshot_quota_bytes: Option<u64>,
+    /// Hibernate PAUSED sessions idle this long ("10m", "90s", "500ms"; default off):
+    /// their machine is saved to disk and its emulator ends; any use wakes it.
+    #[arg(long, env = "VIRSERVER_HIBERNATE_AFTER", value_parser = parse_hibernate_after)]
+    pub hibernate_after: Option<Hibernate>,
     /// Name of this node in a cluster (default: the host name).
     #[arg(long, env = "VIRSERVER_NODE_NAME")]
     pub node_name: Option<String>,
@@ -240,6 +250,9 @@ impl Config {
         set(&mut self.max_upload_bytes, file.max_upload_bytes);
         set(&mut self.uart_replay_bytes, file.uart_replay_bytes);
         set(&mut self.snapshot_quota_bytes, file.snapshot_quota_bytes);
+        if let Some(Hibernate(after)) = file.hibernate_after {
+            self.hibernate_after = after;
+        }
         set(&mut self.node_name, file.node_name);
         set_opt(&mut self.redis_url, file.redis_url);
         set(&mut self.max_concurrent_jobs, file.max_concurrent_jobs);
@@ -263,6 +276,9 @@ impl Config {
             &mut self.snapshot_quota_bytes,
             overrides.snapshot_quota_bytes,
         );
+        if let Some(Hibernate(after)) = overrides.hibernate_after {
+            self.hibernate_after = after;
+        }
         set(&mut self.node_name, overrides.node_name.clone());
         set_opt(&mut self.redis_url, overrides.redis_url.clone());
         set(&mut self.max_concurrent_jobs, overrides.max_concurrent_jobs);
@@ -325,6 +341,45 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     })
 }
 
+/// `--hibernate-after`: a duration, or `None` for "off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hibernate(pub Option<std::time::Duration>);
+
+impl<'de> Deserialize<'de> for Hibernate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_hibernate_after(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// "off", or a whole number with a unit: `ms`, `s`, `m` or `h` ("10m", "90s").
+pub fn parse_hibernate_after(text: &str) -> Result<Hibernate, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Hibernate(None));
+    }
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let bad = || format!("'{text}' is not a duration such as 500ms, 90s, 10m, 2h or off");
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
+        _ => None,
+    };
+    match millis {
+        Some(0) => Err(format!(
+            "'{text}': a hibernation delay must be more than zero (or off)"
+        )),
+        Some(millis) => Ok(Hibernate(Some(std::time::Duration::from_millis(millis)))),
+        None => Err(bad()),
+    }
+}
+
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
@@ -340,6 +395,29 @@ fn set_opt<T>(slot: &mut Option<T>, value: Option<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hibernation_delays_parse_with_their_unit_or_off() {
+        use std::time::Duration;
+        let parse = |text| parse_hibernate_after(text).map(|Hibernate(after)| after);
+        assert_eq!(parse("10m"), Ok(Some(Duration::from_secs(600))));
+        assert_eq!(parse("90s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(parse("500ms"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(parse("2h"), Ok(Some(Duration::from_secs(7200))));
+        assert_eq!(parse("off"), Ok(None));
+        for bad in [
+            "",
+            "10",
+            "m",
+            "1.5m",
+            "-1s",
+            "0s",
+            "10 days",
+            "99999999999999999h",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn flags_override_file_which_overrides_defaults() {

@@ -4,7 +4,7 @@
 //! "file.c:LINE") and stop addresses back to function, file and line. It also holds the
 //! session's GDB for the symbolic API (`crate::symbolic`), so that GDB ends with it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,21 +129,24 @@ impl Debugger {
     /// Starts the gateway in front of the emulator's stub; it connects to the stub only
     /// when a client or the API needs it, or, answering the guest's semihosting, for
     /// the emulator's life from the first [`DebugClient::halt`] on.
+    ///
+    /// Clients connect to `listener`, which the session binds and keeps (a duplicate)
+    /// so that its address outlives this machine's gateway (hibernation).
     pub async fn start(
         stub: &Path,
-        listen: IpAddr,
+        listener: std::net::TcpListener,
         raw_monitor: bool,
         board: &BoardTemplate,
         elf: PathBuf,
         semihosting: Option<SemihostingConfig>,
     ) -> Result<Self, DebuggerError> {
         let mut config = GatewayConfig::new(stub);
-        config.listen = SocketAddr::new(listen, 0);
+        config.listen = listener.local_addr().map_err(GatewayError::Io)?;
         config.memory_map_xml = Some(memory_map_xml(board));
         config.semihosting = semihosting;
         config.raw_monitor = raw_monitor;
         Ok(Self {
-            gateway: Gateway::start(config).await?,
+            gateway: Gateway::start_on(config, listener).await?,
             raw_monitor,
             elf,
             symbols: OnceCell::new(),

@@ -65,6 +65,7 @@ enum BenchCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    raise_open_files_limit();
     // `run` and `submit` keep 1 and 2 for failed and timed-out jobs: their own errors are 3.
     let error_status = match cli.command {
         Command::Run(_) | Command::Submit(_) => 3,
@@ -153,4 +154,22 @@ fn run<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyho
     // process must not wait for it once its work is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result
+}
+
+/// Lifts the soft limit on open files to the hard one: every powered or hibernated
+/// session holds sockets (a hibernated one two: its GDB endpoint and the watch on it),
+/// and a soft limit of 1024 would cap a node at a few hundred sessions.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }

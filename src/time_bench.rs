@@ -5,7 +5,10 @@
 //! - `snapshots`: per board, the save and restore of a running ticker (ms and bytes);
 //!   forks of one snapshot (one alone, eight at once); a job that starts from a
 //!   snapshot taken after the ticker's second tick against a cold boot, both waiting
-//!   for its third; a deterministic run of the timer firmware against a free one.
+//!   for its third; a deterministic run of the timer firmware against a free one;
+//!   `--hibernated` sessions hibernated on this node (memory and disk they hold), and
+//!   the wake-up a GDB client sees: connect and get the stop reply to `?`, from a
+//!   hibernated session against an awake one.
 //! - `replay`: a ticker recorded for `--seconds` against the same time free-running
 //!   (ticks reached); its replay to the end against the recording's wall time; and
 //!   reverse-stepi and reverse-continue (to the previous tick() hit) at a quarter,
@@ -38,6 +41,9 @@ pub struct SnapshotsBench {
     /// Where the example firmware's ELFs are.
     #[arg(long, default_value = "examples/firmware/bin")]
     pub firmware: PathBuf,
+    /// Sessions hibernated at once (0 skips the hibernation part).
+    #[arg(long, default_value_t = 2000)]
+    pub hibernated: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -134,6 +140,8 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
         if forkable.is_none() {
             forkable = last.clone().map(|snapshot| (id.clone(), snapshot));
         }
+        // A ticker left running would share the cores with everything measured next.
+        app.sessions.power(&id, PowerAction::Off, false).await?;
     }
 
     let (_, snapshot) = forkable.context("no snapshot to fork")?;
@@ -229,9 +237,119 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
         ms(times[1]),
         times[1].as_secs_f64() / times[0].as_secs_f64()
     );
+    if options.hibernated > 0 {
+        hibernation(&app, &ticker, options.hibernated, &data_dir).await?;
+    }
     app.stop().await;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
+}
+
+/// `count` ticker sessions booted PAUSED and hibernated one after the other; then what
+/// a GDB client waits for, connect to stop reply, on an awake session and on sleeping
+/// ones spread over the lot (each woken once).
+async fn hibernation(
+    app: &App,
+    ticker: &Path,
+    count: usize,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let board = "mps2-an385";
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    let mut sessions = Vec::with_capacity(count);
+    for made in 0..count {
+        let id = session(app, board, ticker, Settings::default()).await?;
+        app.sessions.power(&id, PowerAction::On, true).await?;
+        if !app.sessions.hibernate(&id).await? {
+            bail!("session {id} did not hibernate");
+        }
+        sessions.push(id);
+        if (made + 1) % 250 == 0 {
+            eprintln!("  ... {} sessions hibernated", made + 1);
+        }
+    }
+    let elapsed = started.elapsed();
+    let images: u64 = sessions
+        .iter()
+        .filter_map(|id| {
+            std::fs::metadata(data_dir.join("run").join(id).join("hibernation.qcow2")).ok()
+        })
+        .map(|metadata| metadata.len())
+        .sum();
+    println!(
+        "  {count} sessions hibernated in {:.1} s ({:.1} ms each): server RSS {} -> {} MiB, images {} MiB",
+        elapsed.as_secs_f64(),
+        ms(elapsed) / count as f64,
+        rss_before / 1024,
+        rss_kib() / 1024,
+        images / (1024 * 1024)
+    );
+    let awake = session(app, board, ticker, Settings::default()).await?;
+    app.sessions.power(&awake, PowerAction::On, true).await?;
+    let mut direct = Vec::new();
+    for _ in 0..20 {
+        direct.push(gdb_stop_reply(app, &awake).await?);
+    }
+    let mut woken = Vec::new();
+    let step = (count / 20).max(1);
+    for id in sessions.iter().step_by(step).take(20) {
+        woken.push(gdb_stop_reply(app, id).await?);
+    }
+    woken.sort();
+    println!(
+        "  GDB connect to stop reply: awake {:6.1} ms, hibernated {:6.1} ms (median of {}; slowest {:.1} ms)",
+        ms(median(&mut direct)),
+        ms(median(&mut woken.clone())),
+        woken.len(),
+        ms(*woken.last().context("no session woken")?)
+    );
+    Ok(())
+}
+
+/// A GDB client's first exchange: connect, ask `?`, get the stop reply.
+async fn gdb_stop_reply(app: &App, session: &str) -> anyhow::Result<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_, gdb) = app
+        .sessions
+        .machine_info(session)
+        .context("the session is not powered")?;
+    let gdb = gdb.context("the session has no GDB endpoint")?;
+    let started = Instant::now();
+    let mut client = tokio::net::TcpStream::connect(gdb).await?;
+    client.write_all(b"$?#3f").await?;
+    let mut decoder = virserver_rsp::frame::Decoder::new();
+    let mut buffer = [0u8; 256];
+    // The ack, then the stop reply packet.
+    'reply: loop {
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), client.read(&mut buffer)).await??;
+        if read == 0 {
+            bail!("the GDB endpoint closed before its stop reply");
+        }
+        decoder.feed(&buffer[..read]);
+        for event in decoder.events() {
+            if let virserver_rsp::frame::Event::Packet(_) = event {
+                break 'reply;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    client.write_all(b"+$D#44").await?;
+    Ok(elapsed)
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// How many ticks the ticker printed.

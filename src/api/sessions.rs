@@ -280,6 +280,13 @@ impl Session {
         Ok(address.map(|address| address.to_string()))
     }
 
+    /// True while the machine sleeps on disk (`--hibernate-after`): the session is
+    /// PAUSED, has no emulator process, and wakes when anything needs its CPU (a GDB
+    /// client attaching, a debug, power, UART or snapshot operation).
+    async fn hibernated(&self) -> bool {
+        self.0.hibernated
+    }
+
     /// The emulator's process id while powered.
     async fn emulator_pid(&self, ctx: &Context<'_>) -> Option<i64> {
         let (pid, _) = app(ctx).sessions.machine_info(&self.0.id)?;

@@ -106,6 +106,7 @@ impl SessionService {
     ) -> Result<(Arc<Runtime>, Arc<Debugger>), SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
+        self.wake_locked(&runtime, &mut control).await?;
         let launched = powered(&mut control, id)?;
         let debugger = launched.debugger.clone().ok_or_else(|| {
             SessionError::Unsupported(format!("session '{id}' has no GDB endpoint"))
@@ -132,6 +133,7 @@ impl SessionService {
     pub async fn resume_cpu(&self, id: &str) -> Result<(), SessionError> {
         let (_, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
+        self.wake_locked(&runtime, &mut control).await?;
         let launched = powered(&mut control, id)?;
         self.resume_recorded(&runtime, launched).await
     }

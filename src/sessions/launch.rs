@@ -1,6 +1,7 @@
 //! Booting a session's machine: the program (or a snapshot image) on its backend, with
 //! the coverage trace, the recording or replay, the GDB gateway, the supervisor that
-//! follows it, and the first state it is in, recorded before anything it reports.
+//! follows it, and the first state it is in, recorded before anything it reports. A
+//! machine woken from hibernation records nothing: to clients it never went away.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,12 +14,26 @@ use super::{
     TRACE_FILE, TRACE_PROGRAM, backend_of, recording,
 };
 use crate::backend::{BackendError, Collector, LaunchRequest, Machine, TraceRequest};
-use crate::debugger::Debugger;
+use crate::debugger::{Debugger, DebuggerError};
 use crate::store::SessionRecord;
+use virserver_gateway::GatewayError;
+
+/// What a launch boots.
+pub(super) enum Boot {
+    /// The program, from reset.
+    Program,
+    /// The saved state of a snapshot image: the machine is PAUSED at its point.
+    Restore(PathBuf),
+    /// Out of hibernation: the image, served on the GDB endpoint the session kept.
+    /// Nothing is recorded (the session was PAUSED all along).
+    Wake {
+        image: PathBuf,
+        listener: Option<std::net::TcpListener>,
+    },
+}
 
 impl SessionService {
-    /// Boots the program, or with `restore` the saved state of a snapshot image (the
-    /// machine is then PAUSED at its point).
+    /// Boots the program or an image (see [`Boot`]).
     pub(super) async fn launch(
         &self,
         record: &SessionRecord,
@@ -26,8 +41,13 @@ impl SessionService {
         control: &mut Option<Launched>,
         program_id: &str,
         halted: bool,
-        restore: Option<PathBuf>,
+        boot: Boot,
     ) -> Result<(), SessionError> {
+        let (restore, listener, woken) = match boot {
+            Boot::Program => (None, None, false),
+            Boot::Restore(image) => (Some(image), None, false),
+            Boot::Wake { image, listener } => (Some(image), listener, true),
+        };
         let halted = halted || restore.is_some();
         let program = self.program(program_id).await?;
         let board = self.catalog.board(&record.board_id).await?.board;
@@ -88,38 +108,49 @@ impl SessionService {
             SessionState::Running
         };
         // Recorded before the supervisor starts, so an instant exit is recorded after it.
-        self.record(
-            runtime,
-            EventKind::PoweredOn,
-            state,
-            None,
-            Some(format!("program {} ({})", program.name, program.id)),
-        )
-        .await?;
+        if !woken {
+            self.record(
+                runtime,
+                EventKind::PoweredOn,
+                state,
+                None,
+                Some(format!("program {} ({})", program.name, program.id)),
+            )
+            .await?;
+        }
         let semihosting = match machine.gdb_file_io() {
             true => Some(semihosting_config(runtime, &run_dir).await?),
             false => None,
         };
-        let debugger = match machine.gdb_socket() {
+        let (debugger, gdb_listener) = match machine.gdb_socket() {
             Some(stub) => {
-                match Debugger::start(
-                    &stub,
-                    self.gdb_listen,
-                    self.raw_monitor,
-                    &board,
-                    program_path,
-                    semihosting,
-                )
-                .await
-                {
-                    Ok(debugger) => Some(Arc::new(debugger)),
+                let started = async {
+                    let listener = match listener {
+                        Some(listener) => listener,
+                        None => std::net::TcpListener::bind((self.gdb_listen, 0))
+                            .map_err(GatewayError::Io)?,
+                    };
+                    let kept = listener.try_clone().map_err(GatewayError::Io)?;
+                    let debugger = Debugger::start(
+                        &stub,
+                        listener,
+                        self.raw_monitor,
+                        &board,
+                        program_path,
+                        semihosting,
+                    )
+                    .await?;
+                    Ok::<_, DebuggerError>((Arc::new(debugger), kept))
+                };
+                match started.await {
+                    Ok((debugger, kept)) => (Some(debugger), Some(kept)),
                     Err(error) => {
                         tracing::warn!(session = %record.id, %error, "no GDB endpoint for this session");
-                        None
+                        (None, None)
                     }
                 }
             }
-            None => None,
+            None => (None, None),
         };
         let supervisor = self.tracker.spawn(supervise(
             self.store.clone(),
@@ -152,6 +183,7 @@ impl SessionService {
         let launched = control.insert(Launched {
             machine,
             debugger,
+            gdb_listener,
             supervisor,
         });
         if launched.machine.gdb_file_io() {

@@ -14,10 +14,12 @@
 //! coverage inputs), `supervisor.rs` (one running machine, and the one
 //! place that writes a state change), `uart.rs` (console ring and broadcast),
 //! `state.rs` (states and events), `bus.rs` (events across nodes), `snapshots.rs`
-//! (snapshots, restores and forks), `recording.rs` (record and replay).
+//! (snapshots, restores and forks), `recording.rs` (record and replay),
+//! `hibernation.rs` (idle machines saved to disk and woken on use).
 
 mod bus;
 mod debugging;
+mod hibernation;
 mod launch;
 mod programs;
 mod recording;
@@ -41,6 +43,7 @@ pub use state::{EventKind, SessionEvent, SessionState, StopInfo};
 pub use uart::{UartChunk, UartLog, follow, next_live};
 
 use bus::{BUS_CHANNEL, BusMessage, SessionBus};
+use launch::Boot;
 use supervisor::record_state;
 
 use crate::backend::{BackendError, BackendKind, Backends, Collector, Machine};
@@ -136,6 +139,9 @@ struct Launched {
     machine: Arc<dyn Machine>,
     /// The GDB gateway, when the emulator has a stub.
     debugger: Option<Arc<Debugger>>,
+    /// A duplicate of the gateway's listening socket: kept, the endpoint's address
+    /// outlives this machine (hibernation).
+    gdb_listener: Option<std::net::TcpListener>,
     supervisor: JoinHandle<()>,
 }
 
@@ -159,6 +165,12 @@ struct Runtime {
     /// `recording.rs` as the CPU gets there; the emulator's own output only wakes it.
     replaying: std::sync::atomic::AtomicBool,
     console_activity: tokio::sync::Notify,
+    /// The machine sleeps on disk (`hibernation.rs`); set and taken under `control`.
+    hibernation: std::sync::Mutex<Option<hibernation::Hibernation>>,
+    /// The machine about to end is hibernated: its end is no state change.
+    hibernating: std::sync::atomic::AtomicBool,
+    /// When the session was last used (a state change, a CPU operation, a client).
+    last_active: std::sync::Mutex<std::time::Instant>,
 }
 
 /// A launched machine's process id and GDB endpoint, and whether it still runs.
@@ -169,6 +181,22 @@ struct MachineInfo {
 }
 
 impl Runtime {
+    /// Counts the session as used now.
+    fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
+
+    fn idle_for(&self) -> std::time::Duration {
+        self.last_active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    fn lock_hibernation(&self) -> std::sync::MutexGuard<'_, Option<hibernation::Hibernation>> {
+        self.hibernation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Tells local subscribers, then other nodes.
     async fn announce(&self, event: SessionEvent) {
         let _ = self.events.send(event.clone());
@@ -195,6 +223,8 @@ pub struct SessionService {
     remote_events: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     tracker: TaskTracker,
+    /// Cancelled by [`SessionService::shutdown`]: ends the hibernation loop and wakers.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 pub struct ServiceConfig {
@@ -242,6 +272,7 @@ impl SessionService {
             remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -251,12 +282,16 @@ impl SessionService {
 
     /// This node's sessions that were powered when the server last stopped have lost
     /// their emulator (it died with the server): mark them CRASHED with the reason.
-    /// Other nodes' sessions (a shared database) are theirs to reconcile.
-    pub async fn reconcile(&self) -> Result<usize, SessionError> {
+    /// Hibernated ones lost nothing: they sleep on, on a new GDB port. Other nodes'
+    /// sessions (a shared database) are theirs to reconcile.
+    pub async fn reconcile(self: &Arc<Self>) -> Result<usize, SessionError> {
         let mut reconciled = 0;
         for record in self.store.sessions().await? {
             if record.node == self.node && SessionState::parse(&record.state).is_powered() {
                 let runtime = self.runtime(&record.id, &record.state);
+                if record.hibernated && self.sleep_on(&record, &runtime).await? {
+                    continue;
+                }
                 self.record(
                     &runtime,
                     EventKind::Crashed,
@@ -292,6 +327,9 @@ impl SessionService {
                     machine: std::sync::Mutex::new(None),
                     replaying: std::sync::atomic::AtomicBool::new(false),
                     console_activity: tokio::sync::Notify::new(),
+                    hibernation: std::sync::Mutex::new(None),
+                    hibernating: std::sync::atomic::AtomicBool::new(false),
+                    last_active: std::sync::Mutex::new(std::time::Instant::now()),
                 })
             })
             .clone()
@@ -351,6 +389,9 @@ impl SessionService {
     /// not wait for a power operation in progress.
     pub fn machine_info(&self, id: &str) -> Option<(Option<u32>, Option<SocketAddr>)> {
         let runtime = self.lock_runtimes().get(id).cloned()?;
+        if let Some(hibernation) = runtime.lock_hibernation().as_ref() {
+            return Some((None, hibernation.gdb()));
+        }
         let machine = runtime
             .machine
             .lock()
@@ -495,6 +536,7 @@ impl SessionService {
             deterministic,
             record,
             replay_of: None,
+            hibernated: false,
             node: self.node.clone(),
             created_at: now,
             updated_at: now,
@@ -522,7 +564,7 @@ impl SessionService {
             // Held until the records are gone: a power-on waiting for the lock then
             // finds no session instead of launching an emulator nobody owns.
             let mut control = runtime.control.lock().await;
-            power_off_locked(&mut control).await;
+            self.power_off(&runtime, &mut control).await?;
             self.store.delete_session(id).await?;
             self.lock_runtimes().remove(id);
         }
@@ -552,6 +594,9 @@ impl SessionService {
         let (record, runtime) = self.existing(id).await?;
         let mut control = runtime.control.lock().await;
         clear_finished(&mut control);
+        if !matches!(action, PowerAction::Off) {
+            self.wake_locked(&runtime, &mut control).await?;
+        }
         match action {
             PowerAction::On => match control.as_ref() {
                 None => {
@@ -559,8 +604,15 @@ impl SessionService {
                         .current_program_id
                         .clone()
                         .ok_or_else(|| SessionError::NoProgram(id.to_owned()))?;
-                    self.launch(&record, &runtime, &mut control, &program_id, halted, None)
-                        .await?;
+                    self.launch(
+                        &record,
+                        &runtime,
+                        &mut control,
+                        &program_id,
+                        halted,
+                        Boot::Program,
+                    )
+                    .await?;
                 }
                 Some(launched) if !halted => {
                     if *runtime.state.lock().await == SessionState::Paused {
@@ -569,7 +621,7 @@ impl SessionService {
                 }
                 Some(_) => {}
             },
-            PowerAction::Off => power_off_locked(&mut control).await,
+            PowerAction::Off => self.power_off(&runtime, &mut control).await?,
             PowerAction::Reset => {
                 let launched = powered(&mut control, id)?;
                 // Recorded first, with the state it ends in: the pause and resume that
@@ -614,6 +666,7 @@ impl SessionService {
         }
         let machine = {
             let mut control = runtime.control.lock().await;
+            self.wake_locked(&runtime, &mut control).await?;
             powered(&mut control, session_id)?.machine.clone()
         };
         // Not under the control lock: a guest that does not read its UART fills the pipe,
@@ -637,17 +690,22 @@ impl SessionService {
         };
         let mut control = runtime.control.lock().await;
         clear_finished(&mut control);
-        if control.is_none() {
+        if control.is_none() && runtime.lock_hibernation().is_none() {
             self.lock_runtimes().remove(id);
         }
     }
 
     /// Powers off every session (SIGTERM): nothing is left running, and every session's
     /// state says so.
+    /// Hibernated sessions sleep on: their image stays, and the next start wakes them.
     pub async fn shutdown(&self) {
+        self.stopping.cancel();
         let runtimes: Vec<Arc<Runtime>> = self.lock_runtimes().values().cloned().collect();
         for runtime in runtimes {
-            power_off_locked(&mut *runtime.control.lock().await).await;
+            let mut control = runtime.control.lock().await;
+            power_off_locked(&mut control).await;
+            // Its waker ends; the database still says hibernated.
+            runtime.lock_hibernation().take();
         }
         self.tracker.close();
         self.tracker.wait().await;
@@ -703,6 +761,30 @@ fn powered<'a>(control: &'a mut Option<Launched>, id: &str) -> Result<&'a Launch
 fn clear_finished(control: &mut Option<Launched>) {
     if control.as_ref().is_some_and(|l| l.supervisor.is_finished()) {
         *control = None;
+    }
+}
+
+impl SessionService {
+    /// Powers the session off: stops its machine (see [`power_off_locked`]), or ends
+    /// its hibernation, recorded as the machine's end.
+    async fn power_off(
+        &self,
+        runtime: &Runtime,
+        control: &mut Option<Launched>,
+    ) -> Result<(), SessionError> {
+        if self.forget_hibernation(runtime).await? {
+            return self
+                .record(
+                    runtime,
+                    EventKind::PoweredOff,
+                    SessionState::Stopped,
+                    None,
+                    None,
+                )
+                .await;
+        }
+        power_off_locked(control).await;
+        Ok(())
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::{
-    EventKind, Runtime, SessionError, SessionService, SessionState, TRACE_FILE, TRACE_PROGRAM,
-    clear_finished, power_off_locked,
+    Boot, EventKind, Runtime, SessionError, SessionService, SessionState, TRACE_FILE,
+    TRACE_PROGRAM, clear_finished,
 };
 use crate::programs::{ProgramError, validate_elf};
 use crate::store::{ProgramRecord, SessionRecord};
@@ -102,12 +102,19 @@ impl SessionService {
     ) -> Result<SessionRecord, SessionError> {
         let (record, runtime, program) = self.session_program(session_id, program_id).await?;
         let mut control = runtime.control.lock().await;
-        power_off_locked(&mut control).await;
+        self.power_off(&runtime, &mut control).await?;
         self.store
             .set_current_program(session_id, &program.id)
             .await?;
-        self.launch(&record, &runtime, &mut control, &program.id, false, None)
-            .await?;
+        self.launch(
+            &record,
+            &runtime,
+            &mut control,
+            &program.id,
+            false,
+            Boot::Program,
+        )
+        .await?;
         drop(control);
         self.get(session_id).await
     }
@@ -121,6 +128,7 @@ impl SessionService {
         let (record, runtime, program) = self.session_program(session_id, program_id).await?;
         let mut control = runtime.control.lock().await;
         clear_finished(&mut control);
+        self.wake_locked(&runtime, &mut control).await?;
         let launched = control
             .as_ref()
             .filter(|_| record.current_program_id.as_deref() == Some(program.id.as_str()))
@@ -149,7 +157,9 @@ impl SessionService {
         program_id: &str,
     ) -> Result<SessionRecord, SessionError> {
         let (_, runtime, _) = self.session_program(session_id, program_id).await?;
-        power_off_locked(&mut *runtime.control.lock().await).await;
+        let mut control = runtime.control.lock().await;
+        self.power_off(&runtime, &mut control).await?;
+        drop(control);
         self.get(session_id).await
     }
 

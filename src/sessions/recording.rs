@@ -28,7 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::supervisor::next_or_never;
 use super::{
-    EventKind, Runtime, SessionError, SessionService, SessionState, Settings, clear_finished,
+    Boot, EventKind, Runtime, SessionError, SessionService, SessionState, Settings, clear_finished,
 };
 use crate::backend::{BackendError, Machine, Recording};
 use crate::debugger::Debugger;
@@ -135,8 +135,15 @@ impl SessionService {
             let record = self.get(&session.id).await?;
             let runtime = self.runtime(&record.id, &record.state);
             let mut control = runtime.control.lock().await;
-            self.launch(&record, &runtime, &mut control, &program.id, true, None)
-                .await?;
+            self.launch(
+                &record,
+                &runtime,
+                &mut control,
+                &program.id,
+                true,
+                Boot::Program,
+            )
+            .await?;
             drop(control);
             self.get(&session.id).await
         }

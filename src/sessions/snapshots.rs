@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use chrono::Utc;
 
 use super::{
-    EventKind, Launched, Runtime, SessionError, SessionService, SessionState, Settings,
-    clear_finished, power_off_locked,
+    Boot, EventKind, Launched, Runtime, SessionError, SessionService, SessionState, Settings,
+    clear_finished,
 };
 use crate::backend::{BackendError, MachineSnapshots};
 use crate::store::{ProgramRecord, SessionRecord, SnapshotRecord};
@@ -56,6 +56,7 @@ impl SessionService {
         let (record, runtime) = self.existing(session_id).await?;
         let mut control = runtime.control.lock().await;
         clear_finished(&mut control);
+        self.wake_locked(&runtime, &mut control).await?;
         let launched = control.as_ref().ok_or_else(|| {
             SessionError::InvalidState(format!(
                 "session '{session_id}' is not powered on: a snapshot saves a running or paused machine"
@@ -135,8 +136,11 @@ impl SessionService {
         let mut control = runtime.control.lock().await;
         clear_finished(&mut control);
         let same_program = record.current_program_id.as_deref() == Some(&snapshot.program_id);
-        if !same_program {
-            power_off_locked(&mut control).await;
+        if same_program {
+            // A sleeping machine wakes, so the session keeps its GDB address.
+            self.wake_locked(&runtime, &mut control).await?;
+        } else {
+            self.power_off(&runtime, &mut control).await?;
             self.store
                 .set_current_program(&record.id, &snapshot.program_id)
                 .await?;
@@ -158,7 +162,7 @@ impl SessionService {
                     &mut control,
                     &snapshot.program_id,
                     true,
-                    Some(path),
+                    Boot::Restore(path),
                 )
                 .await?;
             }

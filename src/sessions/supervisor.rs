@@ -26,6 +26,7 @@ pub(super) async fn record_state(
     exit_code: Option<i32>,
     message: Option<String>,
 ) -> Result<(), StoreError> {
+    runtime.touch();
     let mut current = runtime.state.lock().await;
     if matches!(kind, EventKind::Paused | EventKind::Resumed) && *current == state {
         return Ok(());
@@ -96,6 +97,15 @@ pub(super) async fn supervise(
             () = settled => Some(MachineEvent::Resumed),
         };
         let Some(event) = event else { return };
+        if runtime.hibernating.load(Ordering::SeqCst) && !matches!(event, MachineEvent::Console(_))
+        {
+            // Hibernation ends this machine: the session stays PAUSED, saved on disk,
+            // and nothing its stub or its end reports is a state change.
+            match event {
+                MachineEvent::Exited(_) => return,
+                _ => continue,
+            }
+        }
         if let (Some(debugger), MachineEvent::Reset) = (&debugger, &event) {
             debugger.gateway().invalidate();
         }

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Jobs),
             Box::new(M0003JobCollector),
             Box::new(M0004TimeControl),
+            Box::new(M0005Hibernation),
         ]
     }
 }
@@ -43,6 +44,7 @@ enum Sessions {
     Deterministic,
     Record,
     ReplayOf,
+    Hibernated,
     Node,
     CreatedAt,
     UpdatedAt,
@@ -517,6 +519,40 @@ impl MigrationTrait for M0004TimeControl {
         }
         manager
             .drop_table(Table::drop().table(Snapshots::Table).if_exists().to_owned())
+            .await
+    }
+}
+
+/// Sessions whose machine sleeps in an image on disk (`--hibernate-after`).
+struct M0005Hibernation;
+
+impl MigrationName for M0005Hibernation {
+    fn name(&self) -> &str {
+        "m0005_hibernation"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005Hibernation {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Sessions::Table)
+                    .add_column(boolean(Sessions::Hibernated).default(false))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Sessions::Table)
+                    .drop_column(Sessions::Hibernated)
+                    .to_owned(),
+            )
             .await
     }
 }

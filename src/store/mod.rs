@@ -68,30 +68,46 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
+/// The pool's settings. SQLite: a write-ahead log with NORMAL sync commits without an
+/// fsync each time (still safe against a crash of the process; the last commits can be
+/// lost on a power cut), which is what lets a node run many short jobs a second.
+fn connect_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.sqlx_logging(false).max_connections(8);
+    options.map_sqlx_sqlite_opts(|sqlite| {
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        sqlite
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+    });
+    options
+}
+
 impl Store {
     /// Connects and migrates. The URL is not echoed beyond its scheme and host in logs.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false).max_connections(8);
-        // SQLite: a write-ahead log with NORMAL sync commits without an fsync each time
-        // (still safe against a crash of the process; the last commits can be lost on a
-        // power cut), which is what lets a node run many short jobs a second.
-        options.map_sqlx_sqlite_opts(|sqlite| {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            sqlite
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(10))
-        });
-        let db = Database::connect(options)
-            .await
-            .map_err(|error| StoreError::Connect {
-                url: redact(url),
-                error,
-            })?;
+        let connect = || async {
+            Database::connect(connect_options(url))
+                .await
+                .map_err(|error| StoreError::Connect {
+                    url: redact(url),
+                    error,
+                })
+        };
+        let db = connect().await?;
         migration::Migrator::up(&db, None)
             .await
             .map_err(StoreError::Migrate)?;
+        if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+            // Pooled SQLite connections opened while the migrations altered a table
+            // returned the column the newest one added as NULL, now and then under
+            // load: the server works on connections opened after them.
+            let _ = db.close().await;
+            return Ok(Self {
+                db: connect().await?,
+            });
+        }
         Ok(Self { db })
     }
 
@@ -182,6 +198,23 @@ impl Store {
         .update(&self.db)
         .await
         .map_err(query("setting the current program"))?;
+        Ok(())
+    }
+
+    /// Marks the session's machine as sleeping in an image on disk, or awake again.
+    pub async fn set_hibernated(
+        &self,
+        session_id: &str,
+        hibernated: bool,
+    ) -> Result<(), StoreError> {
+        session::ActiveModel {
+            id: Set(session_id.to_owned()),
+            hibernated: Set(hibernated),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await
+        .map_err(query("marking a session hibernated"))?;
         Ok(())
     }
 

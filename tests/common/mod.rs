@@ -89,7 +89,12 @@ impl Server {
     /// A query that must succeed; returns `data`.
     pub async fn query(&self, query: &str, variables: Value) -> Value {
         let response = self.request(query, variables).await;
-        assert!(response.get("errors").is_none(), "{query}: {response}");
+        if response.get("errors").is_some() {
+            // An INTERNAL error's cause is only in the server's log.
+            let log = self.log();
+            let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+            panic!("{query}: {response}\nserver errors:\n{}", errors.join("\n"));
+        }
         response["data"].clone()
     }
 

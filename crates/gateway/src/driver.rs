@@ -215,7 +215,11 @@ impl Driver {
     }
 
     pub(crate) fn status(&self) -> GatewayStatus {
-        self.lock().mux.status()
+        let state = self.lock();
+        GatewayStatus {
+            open_files: state.semihosting.open_files(),
+            ..state.mux.status()
+        }
     }
 
     /// Closes every socket now (the gateway is going away).

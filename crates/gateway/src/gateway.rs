@@ -58,13 +58,41 @@ impl Gateway {
     /// Binds `config.listen` and starts serving. The stub is not contacted
     /// until a client or the API needs it.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        Self::serve(config, None).await
+    }
+
+    /// Serves clients on `listener` (bound by the caller; `config.listen` is
+    /// not used). The caller may keep a duplicate of it (`try_clone`): the
+    /// socket then stays bound after the gateway ends, and connections made
+    /// meanwhile wait in its backlog for the next gateway served on it, which
+    /// is how a hibernated session keeps its address.
+    pub async fn start_on(
+        config: GatewayConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<Gateway, GatewayError> {
+        Self::serve(config, Some(listener)).await
+    }
+
+    async fn serve(
+        config: GatewayConfig,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Gateway, GatewayError> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let runtime = own_runtime(&cancel, &tracker)?;
         // Until started, any way out (an error, this future dropped) ends the thread.
         let started = cancel.clone().drop_guard();
+        let listen = config.listen;
         let listener = runtime
-            .spawn(bind(config.listen))
+            .spawn(async move {
+                match listener {
+                    Some(listener) => {
+                        listener.set_nonblocking(true)?;
+                        Ok(tokio::net::TcpListener::from_std(listener)?)
+                    }
+                    None => bind(listen).await,
+                }
+            })
             .await
             .map_err(|_| GatewayError::Closed)??;
         let address = listener.local_addr()?;
@@ -155,6 +183,13 @@ impl Gateway {
     /// Stops every task and waits for them; every socket is closed after.
     /// The VM is left as it is (no `D`).
     pub async fn shutdown(self) {
+        self.close().await;
+    }
+
+    /// [`Gateway::shutdown`] for a gateway that others still hold: on
+    /// return every task has ended and the listener is closed, so a
+    /// duplicate of it kept by the caller is the only one accepting.
+    pub async fn close(&self) {
         self.cancel.cancel();
         self.driver.close_all();
         self.tracker.close();

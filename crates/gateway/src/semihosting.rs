@@ -109,6 +109,11 @@ impl Semihosting {
         }
     }
 
+    /// Files the guest holds open.
+    pub(crate) fn open_files(&self) -> usize {
+        self.files.len()
+    }
+
     /// Carries out one call.
     pub(crate) fn call(&mut self, call: HostCall) -> HostReply {
         let Some(config) = self.config.clone() else {

@@ -119,4 +119,6 @@ pub struct GatewayStatus {
     pub api_holds_halt: bool,
     /// Breakpoints and watchpoints inserted in the stub.
     pub breakpoints: usize,
+    /// Files the guest holds open through semihosting (the console not counted).
+    pub open_files: usize,
 }

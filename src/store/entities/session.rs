@@ -25,6 +25,8 @@ pub struct Model {
     pub record: bool,
     /// The recording this session replays.
     pub replay_of: Option<String>,
+    /// The machine sleeps in an image on disk; the session is PAUSED and wakes on use.
+    pub hibernated: bool,
     /// The server node whose process runs this session's emulator.
     pub node: String,
     pub created_at: ChronoDateTimeUtc,

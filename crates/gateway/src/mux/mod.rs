@@ -434,6 +434,7 @@ impl Mux {
             run_state: self.run_state(),
             api_holds_halt: self.api.holds_halt,
             breakpoints: self.breakpoints.len(),
+            open_files: 0,
         }
     }
 
