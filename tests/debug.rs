@@ -208,38 +208,17 @@ async fn gdb_and_the_api_debug_the_same_cpu_at_once() {
         request,
         api_answer.display()
     );
-    let elf = common::firmware("ticker-mps2-an385.elf");
-    let output = tokio::process::Command::new("gdb-multiarch")
-        .current_dir(common::repo())
-        .args([
-            "-nx",
-            "-batch",
-            "-ex",
-            "set pagination off",
-            "-ex",
-            "set confirm off",
-        ])
-        .arg("-ex")
-        .arg(format!("file {}", elf.display()))
-        .arg("-ex")
-        .arg(format!("target extended-remote {gdb_address}"))
-        .args([
-            "-ex",
-            "break tick",
-            "-ex",
-            "continue",
-            "-ex",
-            "print tick_count",
-        ])
-        .args(["-ex", "printf \"PC=0x%x\\n\", $pc"])
-        .arg("-ex")
-        .arg(&curl)
-        .args(["-ex", "finish", "-ex", "print tick_count", "-ex", "detach"])
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("gdb finished")
-        .unwrap();
+    let commands = [
+        "break tick",
+        "continue",
+        "print tick_count",
+        "printf \"PC=0x%x\\n\", $pc",
+        &curl,
+        "finish",
+        "print tick_count",
+        "detach",
+    ];
+    let output = common::gdb_batch("ticker-mps2-an385.elf", &gdb_address, &commands).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -30,25 +30,8 @@ async fn failed_job(server: &Server, elf: &str, input: Value) -> Value {
 /// gdb-multiarch attached to `address` with the ELF's symbols: the frame it stops in
 /// and the value of `expression`.
 async fn gdb_sees(address: &str, elf: &str, expression: &str) -> String {
-    let output = tokio::process::Command::new("gdb-multiarch")
-        .args(["-nx", "-batch", "-ex", "set pagination off"])
-        .arg("-ex")
-        .arg(format!("file {}", common::firmware(elf).display()))
-        .arg("-ex")
-        .arg(format!("target extended-remote {address}"))
-        .args([
-            "-ex",
-            "bt 1",
-            "-ex",
-            &format!("print {expression}"),
-            "-ex",
-            "detach",
-        ])
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("gdb finished")
-        .unwrap();
+    let print = format!("print {expression}");
+    let output = common::gdb_batch(elf, address, &["bt 1", &print, "detach"]).await;
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 

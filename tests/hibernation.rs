@@ -78,19 +78,8 @@ async fn resume_and_next_tick(server: &Server, session: &str) -> u64 {
 
 /// `print tick_count` by a real gdb-multiarch attached to `address`.
 async fn gdb_tick_count(elf: &str, address: &str) -> u64 {
-    let elf = common::firmware(elf);
-    let output = tokio::process::Command::new("gdb-multiarch")
-        .args(["-nx", "-batch", "-ex", "set pagination off"])
-        .arg("-ex")
-        .arg(format!("file {}", elf.display()))
-        .arg("-ex")
-        .arg(format!("target extended-remote {address}"))
-        .args(["-ex", "printf \"COUNT=%u\\n\", tick_count", "-ex", "detach"])
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("gdb finished")
-        .unwrap();
+    let commands = ["printf \"COUNT=%u\\n\", tick_count", "detach"];
+    let output = common::gdb_batch(elf, address, &commands).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()

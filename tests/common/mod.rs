@@ -293,6 +293,33 @@ fn log_of(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default()
 }
 
+/// gdb-multiarch in batch mode with the symbols of example firmware `elf`, attached to
+/// `address`, then running `commands` (one `-ex` each); its output, within 60 s.
+pub async fn gdb_batch(elf: &str, address: &str, commands: &[&str]) -> std::process::Output {
+    let mut command = Command::new("gdb-multiarch");
+    command
+        .current_dir(repo())
+        .args([
+            "-nx",
+            "-batch",
+            "-ex",
+            "set pagination off",
+            "-ex",
+            "set confirm off",
+        ])
+        .arg("-ex")
+        .arg(format!("file {}", firmware(elf).display()))
+        .arg("-ex")
+        .arg(format!("target extended-remote {address}"));
+    for each in commands {
+        command.args(["-ex", each]);
+    }
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("gdb finished")
+        .expect("gdb-multiarch runs")
+}
+
 pub fn process_alive(pid: i64) -> bool {
     // A zombie has exited; only a process still running counts.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
