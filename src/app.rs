@@ -36,13 +36,13 @@ impl App {
     /// Opens the database, loads boards, probes backends, reconciles sessions.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         let store = Store::connect(&config.database_url()).await?;
-        let loaded = boards::load_dir(&config.boards_dir);
+        let loaded = boards::load(config.boards_dir.as_deref());
         for error in &loaded.errors {
             tracing::error!(%error, "board template not loaded");
         }
         tracing::info!(
             boards = loaded.boards.len(),
-            dir = %config.boards_dir.display(),
+            dir = %config.boards_dir.as_deref().map_or("(built-in only)".into(), |d| d.display().to_string()),
             "board templates loaded"
         );
         let catalog = Arc::new(Catalog::new(loaded, store.clone()));

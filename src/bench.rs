@@ -38,8 +38,9 @@ pub struct BootBench {
     /// Confinement of the server's QEMU processes (compare `on` with `off`).
     #[arg(long, value_enum, default_value_t = ConfinementMode::On)]
     pub confinement: ConfinementMode,
-    #[arg(long, default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// Board templates besides the built-in ones.
+    #[arg(long)]
+    pub boards_dir: Option<PathBuf>,
 }
 
 pub(crate) fn median(samples: &mut [Duration]) -> Duration {
@@ -54,14 +55,14 @@ pub(crate) fn ms(duration: Duration) -> f64 {
 /// A server of its own in a temporary data dir (removed by the caller).
 pub(crate) async fn bench_app(
     name: &str,
-    boards_dir: &Path,
+    boards_dir: Option<&Path>,
     confinement: ConfinementMode,
 ) -> anyhow::Result<(std::sync::Arc<App>, PathBuf)> {
     let data_dir =
         std::env::temp_dir().join(format!("virserver-bench-{name}-{}", std::process::id()));
     let mut config = Config {
         data_dir: data_dir.clone(),
-        boards_dir: boards_dir.to_owned(),
+        boards_dir: boards_dir.map(Path::to_owned),
         confinement,
         ..Config::default()
     };
@@ -84,7 +85,7 @@ impl BenchSession {
         name: &str,
         elf: &Path,
         board: &str,
-        boards_dir: &Path,
+        boards_dir: Option<&Path>,
         confinement: ConfinementMode,
     ) -> anyhow::Result<Self> {
         let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
@@ -124,7 +125,7 @@ pub async fn boot(options: BootBench) -> anyhow::Result<()> {
         "boot",
         &options.elf,
         &options.board,
-        &options.boards_dir,
+        options.boards_dir.as_deref(),
         options.confinement,
     )
     .await?;
@@ -237,8 +238,9 @@ pub struct JobsBench {
     /// Confinement of the server's QEMU processes (compare `on` with `off`).
     #[arg(long, value_enum, default_value_t = ConfinementMode::On)]
     pub confinement: ConfinementMode,
-    #[arg(long, default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// Board templates besides the built-in ones.
+    #[arg(long)]
+    pub boards_dir: Option<PathBuf>,
 }
 
 /// Jobs per second through the embedded queue (one worker, then one per core) against
@@ -251,11 +253,11 @@ pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
     }
     let elf = std::fs::read(&options.elf)
         .with_context(|| format!("reading {}", options.elf.display()))?;
-    let board = crate::boards::load_dir(&options.boards_dir)
+    let board = crate::boards::load(options.boards_dir.as_deref())
         .boards
         .into_iter()
         .find(|b| b.id == options.board)
-        .context("no such board in --boards-dir")?;
+        .context("no such board (built in or in --boards-dir)")?;
     let qemu = board
         .backends
         .qemu
@@ -452,8 +454,9 @@ pub struct SemihostingBench {
     /// Confinement of the server's QEMU processes (compare `on` with `off`).
     #[arg(long, value_enum, default_value_t = ConfinementMode::On)]
     pub confinement: ConfinementMode,
-    #[arg(long, default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// Board templates besides the built-in ones.
+    #[arg(long)]
+    pub boards_dir: Option<PathBuf>,
 }
 
 /// The cost of answering semihosting in the gateway: power-on to exit of a firmware
@@ -473,7 +476,7 @@ pub async fn semihosting(options: SemihostingBench) -> anyhow::Result<()> {
         "semihosting",
         &options.elf,
         "mps2-an385",
-        &options.boards_dir,
+        options.boards_dir.as_deref(),
         options.confinement,
     )
     .await?;

@@ -1,6 +1,8 @@
-//! Board templates: data, not code. Built-in boards are YAML files under `boards/`;
-//! user-defined boards are the same documents stored in the database. One parser and
-//! one validator serve both, so a board behaves the same wherever it came from.
+//! Board templates: data, not code. Built-in boards are the YAML files under `boards/`,
+//! compiled into the binary so that an installed `virserver` works from any directory;
+//! `--boards-dir` adds boards from files (and replaces a built-in of the same id); user
+//! boards are the same documents stored in the database. One parser and one validator
+//! serve all three, so a board behaves the same wherever it came from.
 //!
 //! Loading never stops at the first bad file: each error names the file and the field,
 //! and the good boards still load.
@@ -307,9 +309,58 @@ pub struct LoadedBoards {
     pub errors: Vec<BoardError>,
 }
 
+/// The built-in boards: every file of the source tree's `boards/` (a unit test keeps
+/// this list and the folder equal).
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "aarch64-virt.yaml",
+        include_str!("../boards/aarch64-virt.yaml"),
+    ),
+    (
+        "lm3s6965evb.yaml",
+        include_str!("../boards/lm3s6965evb.yaml"),
+    ),
+    ("mps2-an385.yaml", include_str!("../boards/mps2-an385.yaml")),
+    (
+        "riscv32-virt.yaml",
+        include_str!("../boards/riscv32-virt.yaml"),
+    ),
+    (
+        "stm32f4-disco.yaml",
+        include_str!("../boards/stm32f4-disco.yaml"),
+    ),
+];
+
+/// The built-in boards, then those of `dir` when one is given: a board there with a
+/// built-in's id replaces the built-in, any other is added. A missing or unreadable
+/// folder is an error in the result, and the built-ins still load.
+pub fn load(dir: Option<&Path>) -> LoadedBoards {
+    let mut loaded = LoadedBoards::default();
+    for (file, text) in BUILT_IN {
+        match BoardTemplate::parse(&format!("built-in {file}"), text) {
+            Ok(board) => loaded.boards.push(board),
+            Err(error) => loaded.errors.push(error),
+        }
+    }
+    if let Some(dir) = dir {
+        let from_dir = load_dir(dir);
+        loaded.errors.extend(from_dir.errors);
+        for board in from_dir.boards {
+            match loaded.boards.iter_mut().find(|b| b.id == board.id) {
+                Some(built_in) => {
+                    tracing::info!(board = %board.id, dir = %dir.display(), "board replaces the built-in of that id");
+                    *built_in = board;
+                }
+                None => loaded.boards.push(board),
+            }
+        }
+    }
+    loaded
+}
+
 /// Loads every `*.yaml` / `*.yml` in `dir`, sorted by file name. A missing folder
 /// yields no boards and one error.
-pub fn load_dir(dir: &Path) -> LoadedBoards {
+fn load_dir(dir: &Path) -> LoadedBoards {
     let mut loaded = LoadedBoards::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -384,6 +435,37 @@ backends:
             "{error} does not contain {expected}"
         );
         assert!(error.starts_with("x.yaml"), "{error}");
+    }
+
+    #[test]
+    fn the_built_in_list_is_the_boards_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards");
+        let on_disk = load_dir(&dir);
+        assert!(on_disk.errors.is_empty(), "{:?}", on_disk.errors);
+        let built_in = load(None);
+        assert!(built_in.errors.is_empty(), "{:?}", built_in.errors);
+        assert_eq!(built_in.boards, on_disk.boards);
+    }
+
+    #[test]
+    fn a_folder_adds_boards_and_replaces_a_built_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = GOOD.replace("name: Test board", "name: Mine");
+        std::fs::write(dir.path().join("own.yaml"), &own).unwrap();
+        let (_, mps2) = BUILT_IN
+            .iter()
+            .find(|(f, _)| *f == "mps2-an385.yaml")
+            .unwrap();
+        let replaced = mps2.replacen("name: ", "name: Replaced ", 1);
+        std::fs::write(dir.path().join("mps2.yaml"), &replaced).unwrap();
+        let loaded = load(Some(dir.path()));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(loaded.boards.len(), BUILT_IN.len() + 1);
+        let mps2 = loaded.boards.iter().find(|b| b.id == "mps2-an385").unwrap();
+        assert!(mps2.name.starts_with("Replaced "), "{}", mps2.name);
+        let missing = load(Some(&dir.path().join("nowhere")));
+        assert_eq!(missing.boards.len(), BUILT_IN.len());
+        assert!(matches!(missing.errors[..], [BoardError::Read { .. }]));
     }
 
     #[test]

@@ -48,8 +48,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// sea-orm database URL; `None` means the SQLite file `virserver.db` in `data_dir`.
     pub database: Option<String>,
-    /// Folder holding the built-in board templates (`*.yaml`).
-    pub boards_dir: PathBuf,
+    /// A folder of board templates (`*.yaml`) besides the built-in ones compiled into
+    /// the binary; a board there replaces the built-in of the same id.
+    pub boards_dir: Option<PathBuf>,
     /// Largest accepted program upload, in bytes.
     pub max_upload_bytes: u64,
     /// How many bytes of recent UART output a late subscriber is replayed.
@@ -93,7 +94,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("var"),
             database: None,
-            boards_dir: PathBuf::from("boards"),
+            boards_dir: None,
             max_upload_bytes: 32 * 1024 * 1024,
             uart_replay_bytes: 64 * 1024,
             snapshot_quota_bytes: 256 * 1024 * 1024,
@@ -160,12 +161,16 @@ pub struct ConfigOverrides {
     /// Database URL (sqlite://FILE?mode=rwc or postgres://...). Default: SQLite in the data dir.
     #[arg(long, env = "VIRSERVER_DATABASE")]
     pub database: Option<String>,
-    /// Directory of built-in board templates.
+    /// A folder of board templates (*.yaml) to add to the built-in ones; a board there
+    /// replaces the built-in of the same id.
     #[arg(long, env = "VIRSERVER_BOARDS_DIR")]
     pub boards_dir: Option<PathBuf>,
     /// Largest program upload accepted, in bytes.
     #[arg(long, env = "VIRSERVER_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// Bytes of recent console output a late subscriber is replayed (default 64 KiB).
+    #[arg(long, env = "VIRSERVER_UART_REPLAY_BYTES")]
+    pub uart_replay_bytes: Option<usize>,
     /// Bytes of snapshot images one session may keep (default 256 MiB).
     #[arg(long, env = "VIRSERVER_SNAPSHOT_QUOTA_BYTES")]
     pub snapshot_quota_bytes: Option<u64>,
@@ -246,7 +251,7 @@ impl Config {
         set(&mut self.listen, file.listen);
         set(&mut self.data_dir, file.data_dir);
         set_opt(&mut self.database, file.database);
-        set(&mut self.boards_dir, file.boards_dir);
+        set_opt(&mut self.boards_dir, file.boards_dir);
         set(&mut self.max_upload_bytes, file.max_upload_bytes);
         set(&mut self.uart_replay_bytes, file.uart_replay_bytes);
         set(&mut self.snapshot_quota_bytes, file.snapshot_quota_bytes);
@@ -270,8 +275,9 @@ impl Config {
         set(&mut self.listen, overrides.listen);
         set(&mut self.data_dir, overrides.data_dir.clone());
         set_opt(&mut self.database, overrides.database.clone());
-        set(&mut self.boards_dir, overrides.boards_dir.clone());
+        set_opt(&mut self.boards_dir, overrides.boards_dir.clone());
         set(&mut self.max_upload_bytes, overrides.max_upload_bytes);
+        set(&mut self.uart_replay_bytes, overrides.uart_replay_bytes);
         set(
             &mut self.snapshot_quota_bytes,
             overrides.snapshot_quota_bytes,
@@ -437,7 +443,7 @@ mod tests {
         let config = Config::load(&overrides).unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.data_dir, PathBuf::from("/flag"));
-        assert_eq!(config.boards_dir, PathBuf::from("boards"));
+        assert_eq!(config.boards_dir, None);
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub struct SnapshotsBench {
     /// Saves and restores per board.
     #[arg(long, default_value_t = 10)]
     pub runs: usize,
-    #[arg(long, default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// Board templates besides the built-in ones.
+    #[arg(long)]
+    pub boards_dir: Option<PathBuf>,
     /// Where the example firmware's ELFs are.
     #[arg(long, default_value = "examples/firmware/bin")]
     pub firmware: PathBuf,
@@ -53,8 +54,9 @@ pub struct ReplayBench {
     pub seconds: u64,
     #[arg(long, default_value = "riscv32-virt")]
     pub board: String,
-    #[arg(long, default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// Board templates besides the built-in ones.
+    #[arg(long)]
+    pub boards_dir: Option<PathBuf>,
     #[arg(long, default_value = "examples/firmware/bin")]
     pub firmware: PathBuf,
 }
@@ -95,7 +97,12 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
     if options.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let (app, data_dir) = bench_app("snapshots", &options.boards_dir, ConfinementMode::On).await?;
+    let (app, data_dir) = bench_app(
+        "snapshots",
+        options.boards_dir.as_deref(),
+        ConfinementMode::On,
+    )
+    .await?;
     let elf = |name: &str| options.firmware.join(name);
     println!(
         "snapshots, {} saves and restores per board (medians)",
@@ -362,7 +369,8 @@ async fn ticks(app: &App, session: &str) -> anyhow::Result<usize> {
 }
 
 pub async fn replay(options: ReplayBench) -> anyhow::Result<()> {
-    let (app, data_dir) = bench_app("replay", &options.boards_dir, ConfinementMode::On).await?;
+    let (app, data_dir) =
+        bench_app("replay", options.boards_dir.as_deref(), ConfinementMode::On).await?;
     let ticker = options
         .firmware
         .join(format!("ticker-{}.elf", options.board));

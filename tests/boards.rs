@@ -15,12 +15,7 @@ async fn built_in_boards_catalogues_and_capabilities() {
             json!({}),
         )
         .await;
-    let ids: Vec<&str> = data["boardTemplates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
+    let ids = board_ids(&data);
     for id in [
         "mps2-an385",
         "lm3s6965evb",
@@ -162,19 +157,27 @@ async fn user_templates_are_created_updated_and_deleted_and_built_ins_are_read_o
     );
 }
 
+/// `--boards-dir` adds boards to the built-in ones and replaces a built-in of the same
+/// id; a bad file there is reported by name and field, and the rest still load.
 #[tokio::test]
-async fn a_bad_board_file_is_reported_by_name_and_the_others_still_load() {
+async fn a_boards_dir_adds_and_replaces_and_a_bad_file_is_reported_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let boards = dir.path().join("boards");
     std::fs::create_dir(&boards).unwrap();
-    for name in ["mps2-an385.yaml", "riscv32-virt.yaml"] {
-        std::fs::copy(common::repo().join("boards").join(name), boards.join(name)).unwrap();
-    }
+    let mps2 = std::fs::read_to_string(common::repo().join("boards/mps2-an385.yaml")).unwrap();
+    std::fs::write(
+        boards.join("mps2.yaml"),
+        mps2.replacen("name: ", "name: Lab's ", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        boards.join("extra.yaml"),
+        mps2.replace("id: mps2-an385", "id: lab-m3"),
+    )
+    .unwrap();
     std::fs::write(
         boards.join("broken.yaml"),
-        std::fs::read_to_string(boards.join("mps2-an385.yaml"))
-            .unwrap()
-            .replace("id: mps2-an385", "id: broken")
+        mps2.replace("id: mps2-an385", "id: broken")
             .replace("access: rwx }", "access: fly }"),
     )
     .unwrap();
@@ -183,13 +186,40 @@ async fn a_bad_board_file_is_reported_by_name_and_the_others_still_load() {
         &["--boards-dir", boards.to_str().unwrap()],
     )
     .await;
-    let data = server.query("{ boardTemplates { id } }", json!({})).await;
-    assert_eq!(data["boardTemplates"].as_array().unwrap().len(), 2);
+    let data = server
+        .query("{ boardTemplates { id name builtIn } }", json!({}))
+        .await;
+    let ids = board_ids(&data);
+    for id in ["mps2-an385", "lab-m3", "riscv32-virt", "lm3s6965evb"] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    assert!(!ids.contains(&"broken"), "{ids:?}");
+    assert_eq!(ids.iter().filter(|id| **id == "mps2-an385").count(), 1);
+    let replaced = data["boardTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == "mps2-an385")
+        .unwrap();
+    assert!(
+        replaced["name"].as_str().unwrap().starts_with("Lab's "),
+        "{replaced}"
+    );
     let log = server.log();
     assert!(
         log.contains("broken.yaml") && log.contains("memory[0].access"),
         "{log}"
     );
+}
+
+/// The ids `boardTemplates { id }` answered, in its order.
+fn board_ids(data: &serde_json::Value) -> Vec<&str> {
+    data["boardTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect()
 }
 
 /// mps2-an385 as a user template `mine`, with `edit` applied to its text.

@@ -129,14 +129,7 @@ async fn run_keep_on_failure_prints_the_command_that_opens_it() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_virserver"))
         .current_dir(dir.path())
-        .args([
-            "run",
-            "--board",
-            "mps2-an385",
-            "--keep-on-failure",
-            "--boards-dir",
-        ])
-        .arg(common::repo().join("boards"))
+        .args(["run", "--board", "mps2-an385", "--keep-on-failure"])
         .arg(common::firmware("exit3-mps2-an385.elf"))
         .output()
         .unwrap();

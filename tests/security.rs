@@ -199,8 +199,6 @@ fn virserver_run_firmware_cannot_reach_the_host() {
         .current_dir(cwd.path())
         .args(["run", common::firmware(FIRMWARE).to_str().unwrap()])
         .args(["--board", "mps2-an385", "--expect-exit", "7"])
-        .arg("--boards-dir")
-        .arg(common::repo().join("boards"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -409,8 +409,7 @@ async fn deterministic_runs_repeat_timer_reads() {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_virserver"));
         command
             .current_dir(dir.path())
-            .args(["run", "--board", "mps2-an385", "--boards-dir"])
-            .arg(common::repo().join("boards"))
+            .args(["run", "--board", "mps2-an385"])
             .arg(common::firmware("timer-mps2-an385.elf"));
         if deterministic {
             command.arg("--deterministic");

@@ -309,8 +309,8 @@ pub trait ReverseCapability: Send + Sync {}
 
 /// Execution traces for coverage (`LaunchRequest::trace`).
 pub trait TraceCapability: Send + Sync {
-    /// Whether the hit-count collector can be used, or why not.
-    fn hit_counts(&self) -> Result<(), String>;
+    /// What collects hit counts (a plugin's path, for `doctor`), or why they cannot be.
+    fn hit_counts(&self) -> Result<String, String>;
 }
 
 /// Every backend this build knows, probed once.

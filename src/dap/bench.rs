@@ -31,8 +31,9 @@ pub struct DapBench {
     /// Rounds per side.
     #[arg(long, default_value_t = 20)]
     pub rounds: usize,
-    #[arg(long, default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// Board templates besides the built-in ones.
+    #[arg(long)]
+    pub boards_dir: Option<PathBuf>,
     /// The GDB (>= 14 with Python); default: the one the server would use.
     #[arg(long = "gdb", env = "VIRSERVER_GDB")]
     pub gdb: Option<PathBuf>,

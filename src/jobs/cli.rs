@@ -67,8 +67,10 @@ pub struct JobArgs {
 pub struct RunCommand {
     #[command(flatten)]
     pub job: JobArgs,
-    #[arg(long, env = "VIRSERVER_BOARDS_DIR", default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// A folder of board templates to add to the built-in ones (a board there replaces
+    /// the built-in of the same id).
+    #[arg(long, env = "VIRSERVER_BOARDS_DIR")]
+    pub boards_dir: Option<PathBuf>,
 }
 
 /// `virserver debug`: a failure point `run --keep-on-failure` kept, opened.
@@ -79,8 +81,10 @@ pub struct DebugCommand {
     /// Where the server listens (GraphQL) while the session is open.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
-    #[arg(long, env = "VIRSERVER_BOARDS_DIR", default_value = "boards")]
-    pub boards_dir: PathBuf,
+    /// A folder of board templates to add to the built-in ones (a board there replaces
+    /// the built-in of the same id).
+    #[arg(long, env = "VIRSERVER_BOARDS_DIR")]
+    pub boards_dir: Option<PathBuf>,
 }
 
 /// Serves the kept data dir with its failed run's session PAUSED at the failure point,
@@ -203,22 +207,24 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
             spec.name, spec.board_id, command.timeout
         );
     }
+    let console = ConsoleEcho::default();
     let show = |progress: Progress| {
         if let Progress::Console(text) = progress {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(text.as_bytes());
-            let _ = stdout.flush();
+            console.write(&text);
         }
     };
     let outcome = runner::run(&app.sessions, &spec, &cancel, &show).await;
+    console.end_line();
     app.stop().await;
     match &outcome.failure_snapshot {
         Some(_) => {
-            let boards = std::fs::canonicalize(&boards_dir).unwrap_or(boards_dir);
+            let boards = boards_dir.map_or(String::new(), |dir| {
+                let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+                format!(" --boards-dir {}", dir.display())
+            });
             eprintln!(
-                "virserver: the failure point is kept; open it for GDB and editors with:\n  virserver debug {} --boards-dir {}",
+                "virserver: the failure point is kept; open it for GDB and editors with:\n  virserver debug {}{boards}",
                 data_dir.display(),
-                boards.display()
             );
         }
         None => {
@@ -238,6 +244,41 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
         outcome.elapsed.as_secs_f64()
     );
     Ok(exit_status(&outcome.verdict))
+}
+
+/// The firmware's console echoed to standard output, as it comes. The verdict goes to
+/// standard error afterwards; on a terminal both show on one screen, so a console that
+/// did not end its last line gets a newline first (`counting: 1 2 3` then the verdict on
+/// a line of its own, never `counting: 1 2 3virserver: PASSED`).
+#[derive(Default)]
+pub struct ConsoleEcho {
+    /// Something was written and its last byte was not a newline.
+    open_line: std::sync::atomic::AtomicBool,
+}
+
+impl ConsoleEcho {
+    pub fn write(&self, text: &str) {
+        let Some(last) = text.as_bytes().last() else {
+            return;
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        self.open_line
+            .store(*last != b'\n', std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ends the console's last line if it is open.
+    pub fn end_line(&self) {
+        if self
+            .open_line
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(b"\n");
+            let _ = stdout.flush();
+        }
+    }
 }
 
 /// Writes the reports the command asked for.

@@ -2,13 +2,12 @@
 //! behind one URL) through its GraphQL API. It polls the job, prints the console as it
 //! grows, writes the reports, and exits with the same statuses as `run`.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::cli::{JobArgs, write_artifacts};
+use super::cli::{ConsoleEcho, JobArgs, write_artifacts};
 
 #[derive(Debug, clap::Args)]
 pub struct SubmitCommand {
@@ -62,16 +61,14 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
         .to_owned();
     eprintln!("virserver: job {id} queued on {}", command.server);
 
+    let console = ConsoleEcho::default();
     let mut seen = String::new();
     loop {
         let poll = json!({ "query": POLL, "variables": { "id": id } });
         let data = graphql(http.post(&url).json(&poll)).await?;
         // Null while another node runs the job: its console comes with the verdict.
         if let Some(uart) = data["job"]["session"]["uartText"].as_str() {
-            let new = new_output(&seen, uart);
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(new.as_bytes());
-            let _ = stdout.flush();
+            console.write(new_output(&seen, uart));
             seen = uart.to_owned();
         }
         let state = data["job"]["state"].as_str().unwrap_or("");
@@ -80,6 +77,7 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    console.end_line();
     let data = graphql(
         http.post(&url)
             .json(&json!({ "query": FINAL, "variables": { "id": id } })),

@@ -41,9 +41,14 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(extra)
-            // Through the environment, so that a test's --boards-dir flag wins over it.
-            .env("VIRSERVER_BOARDS_DIR", repo().join("boards"))
+            .args(extra);
+        Server::spawn(command, data_dir).await
+    }
+
+    /// Runs a prepared `virserver serve` command (any binary, any working directory)
+    /// that listens on port 0 and keeps its data in `data_dir`; its log goes beside it.
+    pub async fn spawn(mut command: Command, data_dir: &Path) -> Server {
+        command
             .env("VIRSERVER_LOG", "info,virserver=debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(data_dir.with_extension("log")).unwrap())

@@ -12,7 +12,7 @@ mod qmp_client;
 mod snapshot;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -44,8 +44,13 @@ pub struct QemuBackend {
 /// The plugin's file name as cargo builds it (crates/qemu-trace-plugin).
 const TRACE_PLUGIN_FILE: &str = "libvirserver_qemu_trace_plugin.so";
 
-/// The configured plugin, else one built beside this executable (the same cargo target
-/// dir, or its parent for test binaries under deps/).
+/// Where the plugin is looked for, relative to this executable's folder: beside it (a
+/// release archive's `bin/` or a cargo target dir), in `../lib/virserver/` (an install
+/// under a prefix: `$PREFIX/bin/virserver`, `$PREFIX/lib/virserver/`), and one folder up
+/// (cargo's test binaries run from `target/debug/deps/`).
+const TRACE_PLUGIN_DIRS: [&str; 3] = [".", "../lib/virserver", ".."];
+
+/// The configured plugin, else the first of [`TRACE_PLUGIN_DIRS`] that holds one.
 fn find_trace_plugin(configured: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(path) = configured {
         return if path.is_file() {
@@ -58,15 +63,17 @@ fn find_trace_plugin(configured: Option<PathBuf>) -> Result<PathBuf, String> {
         };
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join(TRACE_PLUGIN_FILE))
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    TRACE_PLUGIN_DIRS
+        .iter()
+        .map(|relative| dir.join(relative).join(TRACE_PLUGIN_FILE))
         .find(|candidate| candidate.is_file())
+        .map(|found| found.canonicalize().unwrap_or(found))
         .ok_or_else(|| {
             format!(
-                "{TRACE_PLUGIN_FILE} not found beside {}: build it with `cargo build -p virserver-qemu-trace-plugin` or set VIRSERVER_TRACE_PLUGIN",
-                exe.display()
+                "{TRACE_PLUGIN_FILE} not found beside {} or in {}: build it with `cargo build --release -p virserver-qemu-trace-plugin` and copy it there, or set VIRSERVER_TRACE_PLUGIN",
+                exe.display(),
+                dir.parent().unwrap_or(dir).join("lib/virserver").display()
             )
         })
 }
@@ -343,8 +350,11 @@ impl SnapshotCapability for QemuBackend {}
 impl TraceCapability for QemuBackend {
     /// One plugin build loads in every QEMU from 6.0 to 10.x (it declares its API level
     /// when loaded), so only its presence is checked.
-    fn hit_counts(&self) -> Result<(), String> {
-        self.trace_plugin.as_ref().map(drop).map_err(Clone::clone)
+    fn hit_counts(&self) -> Result<String, String> {
+        self.trace_plugin
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .map_err(Clone::clone)
     }
 }
 
