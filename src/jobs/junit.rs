@@ -3,6 +3,7 @@
 //! `system-out`.
 
 use super::rules::{RuleOutcome, Verdict};
+use virserver_coverage::report::xml_escape as escape;
 
 pub struct JunitInput<'a> {
     pub job_name: &'a str,
@@ -74,24 +75,6 @@ pub fn render(input: &JunitInput<'_>) -> String {
         escape(input.console)
     ));
     xml
-}
-
-/// XML text and attribute escaping; characters XML 1.0 cannot carry become U+FFFD.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -197,11 +197,11 @@ impl Runtime {
         self.hibernation.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Tells local subscribers, then other nodes.
-    async fn announce(&self, event: SessionEvent) {
+    /// Tells local subscribers, and queues it for other nodes; never waits.
+    fn announce(&self, event: SessionEvent) {
         let _ = self.events.send(event.clone());
         if let Some(bus) = &self.bus {
-            bus.publish(&event).await;
+            bus.publish(&event);
         }
     }
 }
@@ -251,7 +251,11 @@ impl SessionService {
         backends: Backends,
         config: ServiceConfig,
     ) -> Self {
+        let tracker = TaskTracker::new();
         Self {
+            bus: config
+                .bus
+                .map(|events| Arc::new(SessionBus::start(events, config.node.clone(), &tracker))),
             store,
             catalog,
             backends,
@@ -260,18 +264,12 @@ impl SessionService {
             uart_replay_bytes: config.uart_replay_bytes,
             max_upload_bytes: config.max_upload_bytes,
             snapshot_quota_bytes: config.snapshot_quota_bytes,
-            bus: config.bus.map(|events| {
-                Arc::new(SessionBus {
-                    events,
-                    node: config.node.clone(),
-                })
-            }),
             node: config.node,
             gdb_listen: config.gdb_listen,
             raw_monitor: config.raw_monitor,
             remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
-            tracker: TaskTracker::new(),
+            tracker,
             stopping: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -511,7 +509,7 @@ impl SessionService {
                 )));
             }
             (Some(Collector::HitCounts), Some(trace)) => match trace.hit_counts() {
-                Ok(()) => Collector::HitCounts,
+                Ok(_) => Collector::HitCounts,
                 Err(reason) => {
                     notice = Some(format!(
                         "hit counts are unavailable ({reason}): coverage uses the IN_ASM collector"
@@ -570,17 +568,15 @@ impl SessionService {
         }
         // Its snapshot images and recordings go with it.
         let _ = tokio::fs::remove_dir_all(self.run_root.join(id)).await;
-        runtime
-            .announce(SessionEvent {
-                session_id: id.to_owned(),
-                kind: EventKind::Deleted,
-                state: SessionState::Stopped,
-                exit_code: None,
-                message: None,
-                at: Utc::now(),
-                stop: None,
-            })
-            .await;
+        runtime.announce(SessionEvent {
+            session_id: id.to_owned(),
+            kind: EventKind::Deleted,
+            state: SessionState::Stopped,
+            exit_code: None,
+            message: None,
+            at: Utc::now(),
+            stop: None,
+        });
         tracing::info!(session = %id, "session deleted");
         Ok(record)
     }
@@ -701,11 +697,16 @@ impl SessionService {
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         let runtimes: Vec<Arc<Runtime>> = self.lock_runtimes().values().cloned().collect();
-        for runtime in runtimes {
+        // All at once: each power-off waits for its emulator to end.
+        futures_util::future::join_all(runtimes.iter().map(|runtime| async move {
             let mut control = runtime.control.lock().await;
             power_off_locked(&mut control).await;
             // Its waker ends; the database still says hibernated.
             runtime.lock_hibernation().take();
+        }))
+        .await;
+        if let Some(bus) = &self.bus {
+            bus.close();
         }
         self.tracker.close();
         self.tracker.wait().await;

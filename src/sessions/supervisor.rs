@@ -43,17 +43,15 @@ pub(super) async fn record_state(
         )
         .await?;
     *current = state;
-    runtime
-        .announce(SessionEvent {
-            session_id: runtime.id.clone(),
-            kind,
-            state,
-            exit_code,
-            message,
-            at: Utc::now(),
-            stop: None,
-        })
-        .await;
+    runtime.announce(SessionEvent {
+        session_id: runtime.id.clone(),
+        kind,
+        state,
+        exit_code,
+        message,
+        at: Utc::now(),
+        stop: None,
+    });
     Ok(())
 }
 
@@ -70,12 +68,96 @@ const RESUME_SETTLE: Duration = Duration::from_millis(50);
 /// QMP pause and resume need no word to the gateway: while it holds the stub's link
 /// the server resumes through the stub (`Launched::resume`), a QMP `stop` of a run the
 /// stub started is reported by the stub (`T02`), and without a link it caches nothing.
+///
+/// Two halves run in this one task: [`follow`] reads the machine's events and puts the
+/// console into the session's log at once, and [`record_in_order`] writes the state
+/// changes it hands over, in order. A slow database therefore delays the history, never
+/// the console, and never the emulator (whose stdout would fill and stop it).
 pub(super) async fn supervise(
     store: Store,
     runtime: Arc<Runtime>,
-    mut events: mpsc::Receiver<MachineEvent>,
+    events: mpsc::Receiver<MachineEvent>,
     debugger: Option<Arc<Debugger>>,
 ) {
+    let (changes, queued) = mpsc::unbounded_channel();
+    tokio::join!(
+        follow(&runtime, events, debugger.as_deref(), changes),
+        record_in_order(&store, &runtime, debugger.as_deref(), queued)
+    );
+}
+
+/// What [`follow`] hands to [`record_in_order`].
+enum Work {
+    Record(Change),
+    /// A debugger stop, announced after the changes before it.
+    Halted(virserver_gateway::StopEvent),
+}
+
+/// A state change [`follow`] saw; `state: None` is the session's state when it is
+/// recorded (a reset keeps whatever state the changes before it left).
+struct Change {
+    kind: EventKind,
+    state: Option<SessionState>,
+    code: Option<i32>,
+    message: Option<String>,
+}
+
+impl Change {
+    fn to(kind: EventKind, state: SessionState) -> Self {
+        Self {
+            kind,
+            state: Some(state),
+            code: None,
+            message: None,
+        }
+    }
+}
+
+/// Records what [`follow`] hands over until it ends; a failure can only be logged.
+async fn record_in_order(
+    store: &Store,
+    runtime: &Runtime,
+    debugger: Option<&Debugger>,
+    mut queued: mpsc::UnboundedReceiver<Work>,
+) {
+    while let Some(work) = queued.recv().await {
+        let change = match work {
+            Work::Record(change) => change,
+            Work::Halted(stop) => {
+                if let Some(debugger) = debugger {
+                    announce_stop(runtime, debugger, stop).await;
+                }
+                continue;
+            }
+        };
+        let state = match change.state {
+            Some(state) => state,
+            None => *runtime.state.lock().await,
+        };
+        let recorded = record_state(
+            store,
+            runtime,
+            change.kind,
+            state,
+            change.code,
+            change.message,
+        )
+        .await;
+        if let Err(error) = recorded {
+            tracing::error!(session = %runtime.id, %error, "cannot record a state change");
+        }
+    }
+}
+
+async fn follow(
+    runtime: &Runtime,
+    mut events: mpsc::Receiver<MachineEvent>,
+    debugger: Option<&Debugger>,
+    changes: mpsc::UnboundedSender<Work>,
+) {
+    let record = |change: Change| {
+        let _ = changes.send(Work::Record(change));
+    };
     let mut stops = debugger.as_ref().map(|d| d.gateway().stops());
     // A resume not recorded yet, and when it will be (see RESUME_SETTLE).
     let mut pending_resume: Option<Instant> = None;
@@ -89,9 +171,7 @@ pub(super) async fn supervise(
         let event = tokio::select! {
             event = events.recv() => event,
             stop = next_or_never(&mut stops) => {
-                if let Some(debugger) = &debugger {
-                    announce_stop(&runtime, debugger, stop).await;
-                }
+                let _ = changes.send(Work::Halted(stop));
                 continue;
             }
             () = settled => Some(MachineEvent::Resumed),
@@ -106,15 +186,14 @@ pub(super) async fn supervise(
                 _ => continue,
             }
         }
-        if let (Some(debugger), MachineEvent::Reset) = (&debugger, &event) {
+        if let (Some(debugger), MachineEvent::Reset) = (debugger, &event) {
             debugger.gateway().invalidate();
         }
         if matches!(event, MachineEvent::Reset | MachineEvent::Exited(_))
             && pending_resume.take().is_some()
         {
             // What the machine did after the resume comes after the resume.
-            let resumed = (EventKind::Resumed, SessionState::Running, None, None);
-            record(&store, &runtime, resumed).await;
+            record(Change::to(EventKind::Resumed, SessionState::Running));
         }
         let change = match event {
             MachineEvent::Console(bytes) => {
@@ -128,13 +207,13 @@ pub(super) async fn supervise(
             MachineEvent::Paused => {
                 // Paused again before the resume settled: nothing ran worth a record.
                 pending_resume = None;
-                (EventKind::Paused, SessionState::Paused, None, None)
+                Change::to(EventKind::Paused, SessionState::Paused)
             }
             MachineEvent::Resumed if pending_resume.take().is_none() => {
                 pending_resume = Some(Instant::now() + RESUME_SETTLE);
                 continue;
             }
-            MachineEvent::Resumed => (EventKind::Resumed, SessionState::Running, None, None),
+            MachineEvent::Resumed => Change::to(EventKind::Resumed, SessionState::Running),
             MachineEvent::Reset => {
                 let requested = runtime
                     .requested_resets
@@ -143,8 +222,12 @@ pub(super) async fn supervise(
                 if requested {
                     continue;
                 }
-                let state = *runtime.state.lock().await;
-                (EventKind::Reset, state, None, None)
+                Change {
+                    kind: EventKind::Reset,
+                    state: None,
+                    code: None,
+                    message: None,
+                }
             }
             MachineEvent::Exited(exit) => {
                 let (kind, state, code, message) = match exit {
@@ -164,23 +247,17 @@ pub(super) async fn supervise(
                         (EventKind::PoweredOff, SessionState::Stopped, None, None)
                     }
                 };
-                record(&store, &runtime, (kind, state, code, message)).await;
+                record(Change {
+                    kind,
+                    state: Some(state),
+                    code,
+                    message,
+                });
                 tracing::info!(session = %runtime.id, state = state.as_str(), exit_code = ?code, "machine ended");
                 return;
             }
         };
-        record(&store, &runtime, change).await;
-    }
-}
-
-/// [`record_state`] for the supervisor, which can only log a failure.
-async fn record(
-    store: &Store,
-    runtime: &Runtime,
-    (kind, state, code, message): (EventKind, SessionState, Option<i32>, Option<String>),
-) {
-    if let Err(error) = record_state(store, runtime, kind, state, code, message).await {
-        tracing::error!(session = %runtime.id, %error, "cannot record a state change");
+        record(change);
     }
 }
 
@@ -220,21 +297,19 @@ async fn announce_stop(runtime: &Runtime, debugger: &Debugger, stop: virserver_g
         None => Default::default(),
     };
     let state = *runtime.state.lock().await;
-    runtime
-        .announce(SessionEvent {
-            session_id: runtime.id.clone(),
-            kind: EventKind::Halted,
-            state,
-            exit_code: None,
-            message: None,
-            at: Utc::now(),
-            stop: Some(StopInfo {
-                reason,
-                pc: stop.pc,
-                function: position.function,
-                file: position.file,
-                line: position.line,
-            }),
-        })
-        .await;
+    runtime.announce(SessionEvent {
+        session_id: runtime.id.clone(),
+        kind: EventKind::Halted,
+        state,
+        exit_code: None,
+        message: None,
+        at: Utc::now(),
+        stop: Some(StopInfo {
+            reason,
+            pc: stop.pc,
+            function: position.function,
+            file: position.file,
+            line: position.line,
+        }),
+    });
 }

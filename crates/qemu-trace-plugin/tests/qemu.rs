@@ -4,9 +4,9 @@
 //! counts do not depend on how a QEMU version cuts blocks), and bad
 //! arguments must make QEMU refuse to start.
 //!
-//! Skipped, with a note, where `qemu-system-arm` is not installed. Another
-//! QEMU (e.g. an unpacked 10.x) is tried too when `VIRSERVER_QEMU_ARM_EXTRA`
-//! names its binary.
+//! A missing `qemu-system-arm` fails the tests (a test that looped over no
+//! QEMU would pass having checked nothing). Another QEMU (e.g. an unpacked
+//! 10.x) is tried too when `VIRSERVER_QEMU_ARM_EXTRA` names its binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,11 +36,11 @@ fn fixture(relative: &str) -> PathBuf {
 fn qemus() -> Vec<String> {
     let mut qemus = Vec::new();
     let installed = Command::new("qemu-system-arm").arg("--version").output();
-    if installed.is_ok_and(|output| output.status.success()) {
-        qemus.push("qemu-system-arm".to_owned());
-    } else {
-        eprintln!("qemu-system-arm not installed: skipping the default QEMU");
-    }
+    assert!(
+        installed.is_ok_and(|output| output.status.success()),
+        "qemu-system-arm is not installed (scripts/install-deps.sh installs it)"
+    );
+    qemus.push("qemu-system-arm".to_owned());
     if let Some(extra) = std::env::var_os("VIRSERVER_QEMU_ARM_EXTRA") {
         qemus.push(extra.to_string_lossy().into_owned());
     }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{CoverageReport, FileCoverage, Totals};
+use super::{CoverageReport, FileCoverage, Totals, xml_escape as escape};
 
 impl CoverageReport {
     /// The report as Cobertura XML with timestamp 0 (reproducible output).
@@ -114,25 +114,6 @@ fn rate(value: f64) -> String {
     }
 }
 
-/// Escapes text for an XML attribute value.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {
-                let _ = write!(out, "&#{};", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::file;
@@ -149,7 +130,8 @@ mod tests {
     #[test]
     fn escapes_attribute_text() {
         assert_eq!(escape("a<b>&\"c\"'"), "a&lt;b&gt;&amp;&quot;c&quot;&apos;");
-        assert_eq!(escape("x\u{1}"), "x&#1;");
+        // XML 1.0 has no control characters but tab and newlines, not even as `&#1;`.
+        assert_eq!(escape("x\u{1}\t"), "x\u{fffd}\t");
     }
 
     #[test]
@@ -198,5 +180,28 @@ mod tests {
             .filter_map(|n| n.attribute("name"))
             .collect();
         assert_eq!(methods, ["operator<", "dead"]);
+    }
+
+    #[test]
+    fn a_control_character_still_gives_a_document_strict_parsers_read() {
+        let mut report = CoverageReport::default();
+        report.files.insert(
+            "src/odd\u{1}name.c".into(),
+            file(&[(1, 1)], &[("f\u{7}", 1, 1)]),
+        );
+        let xml = report.to_cobertura_at(0);
+        let document = roxmltree::Document::parse_with_options(
+            &xml,
+            roxmltree::ParsingOptions {
+                allow_dtd: true,
+                ..roxmltree::ParsingOptions::default()
+            },
+        )
+        .expect("well-formed XML 1.0");
+        let class = document
+            .descendants()
+            .find(|n| n.has_tag_name("class"))
+            .unwrap();
+        assert_eq!(class.attribute("filename"), Some("src/odd\u{fffd}name.c"));
     }
 }

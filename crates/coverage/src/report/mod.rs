@@ -9,6 +9,28 @@
 mod cobertura;
 mod lcov;
 
+/// Escapes text for XML 1.0 content and attribute values, the one rule of every XML
+/// report (Cobertura here, JUnit in the server): the five markup characters become
+/// entities, and the control characters XML 1.0 cannot carry at all (not even as
+/// `&#1;`) become U+FFFD, so a console or a path with one still gives a document strict
+/// parsers read.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
