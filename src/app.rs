@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use virserver_queue::{EventsConfig, JobQueue, MemoryQueue, QueueConfig, RedisEvents, RedisQueue};
 
+use crate::auth::Keys;
 use crate::backend::Backends;
 use crate::boards;
 use crate::catalog::Catalog;
@@ -20,6 +21,8 @@ use crate::store::Store;
 pub struct App {
     pub config: Config,
     pub store: Store,
+    /// API keys and whether requests need one.
+    pub keys: Keys,
     pub catalog: Arc<Catalog>,
     pub backends: Backends,
     pub sessions: Arc<SessionService>,
@@ -74,7 +77,10 @@ impl App {
                 snapshot_quota_bytes: config.snapshot_quota_bytes,
                 node: config.node_name.clone(),
                 gdb_listen: config.gdb_listen,
-                raw_monitor: config.allow_raw_monitor,
+                access: crate::debugger::ClientAccess {
+                    raw_monitor: config.allow_raw_monitor,
+                    tickets_only: config.auth_mode() == crate::auth::AuthMode::Required,
+                },
                 bus: bus.clone(),
             },
         ));
@@ -98,10 +104,12 @@ impl App {
             sessions.clone(),
             gdb.clone(),
             config.gdb_listen,
+            config.auth_mode() == crate::auth::AuthMode::Required,
             shutdown.clone(),
         );
         let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends, bus).await?;
         Ok(Arc::new(Self {
+            keys: Keys::new(store.clone(), config.auth_mode()),
             config,
             store,
             catalog,

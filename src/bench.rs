@@ -323,6 +323,7 @@ pub async fn jobs(options: JobsBench) -> anyhow::Result<()> {
                     from_snapshot: None,
                     keep_on_failure: false,
                     record: false,
+                    owner: None,
                 })
                 .await?;
             ids.push(job.id);

@@ -3,6 +3,7 @@
 //! `VIRSERVER_*` environment variables and command-line flags (clap reads both; a flag
 //! wins over its variable). Every field has a default that needs no set-up.
 
+use crate::auth::AuthMode;
 use crate::backend::qemu::confine::ConfinementMode;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,13 @@ pub enum ConfigError {
          every authenticated user the host"
     )]
     RawMonitorWithAuth,
+    #[error(
+        "the server listens on {listen}, which is not loopback, with authentication off: \
+         anyone who reaches it could run firmware and debug every session. Start it with \
+         `--auth required` (create a key first: `virserver keys create --name NAME --role \
+         admin`), or with `--auth off` to accept that explicitly"
+    )]
+    OpenListen { listen: SocketAddr },
 }
 
 /// The settings of one server process.
@@ -86,6 +94,9 @@ pub struct Config {
     /// The GDB that serves DAP and GDB/MI (`gdb::locate`); `None` looks for the newest
     /// Python-enabled GDB >= 14 in the usual places.
     pub gdb_path: Option<PathBuf>,
+    /// Whether requests need an API key (`auth`); `None` until [`Config::load`] decides
+    /// from the listen address: off on loopback, refused elsewhere unless given.
+    pub auth: Option<AuthMode>,
 }
 
 impl Default for Config {
@@ -110,6 +121,7 @@ impl Default for Config {
             allow_raw_monitor: false,
             confinement: ConfinementMode::On,
             gdb_path: None,
+            auth: None,
         }
     }
 }
@@ -147,6 +159,7 @@ pub struct ConfigFile {
     pub allow_raw_monitor: Option<bool>,
     pub confinement: Option<ConfinementMode>,
     pub gdb_path: Option<PathBuf>,
+    pub auth: Option<AuthMode>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -225,14 +238,39 @@ pub struct ConfigOverrides {
     /// Default: the newest found on PATH and in the set-up's target/tools.
     #[arg(long = "gdb", env = "VIRSERVER_GDB")]
     pub gdb_path: Option<PathBuf>,
+    /// Whether requests need an API key: `required` or `off`. Default: off on a
+    /// loopback listen address; elsewhere the server refuses to start until one is given.
+    #[arg(long, env = "VIRSERVER_AUTH", value_enum)]
+    pub auth: Option<AuthMode>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
 impl Config {
-    /// Defaults, then the file named by `--config`, then flags and environment.
+    /// Defaults, then the file named by `--config`, then flags and environment; then
+    /// the checks a server must pass before it listens (auth, raw monitor access).
     pub fn load(overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
+        let mut config = Self::load_unchecked(overrides)?;
+        let auth = match config.auth {
+            Some(mode) => mode,
+            None if config.listen.ip().is_loopback() => AuthMode::Off,
+            None => {
+                return Err(ConfigError::OpenListen {
+                    listen: config.listen,
+                });
+            }
+        };
+        config.auth = Some(auth);
+        if config.allow_raw_monitor {
+            check_raw_monitor(config.gdb_listen, auth == AuthMode::Required)?;
+        }
+        Ok(config)
+    }
+
+    /// The merged settings without the server's checks: for commands that only open
+    /// the database (`virserver keys`).
+    pub fn load_unchecked(overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
         let file = match &overrides.config {
             Some(path) => read_file(path)?,
             None => ConfigFile::default(),
@@ -240,11 +278,12 @@ impl Config {
         let mut config = Config::default();
         config.apply_file(file);
         config.apply_overrides(overrides);
-        if config.allow_raw_monitor {
-            // There is no authentication yet; the tenancy work passes whether it is on.
-            check_raw_monitor(config.gdb_listen, false)?;
-        }
         Ok(config)
+    }
+
+    /// Whether requests need an API key (off until [`Config::load`] decided otherwise).
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth.unwrap_or(AuthMode::Off)
     }
 
     fn apply_file(&mut self, file: ConfigFile) {
@@ -269,6 +308,7 @@ impl Config {
         set(&mut self.allow_raw_monitor, file.allow_raw_monitor);
         set(&mut self.confinement, file.confinement);
         set_opt(&mut self.gdb_path, file.gdb_path);
+        set_opt(&mut self.auth, file.auth);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -296,6 +336,7 @@ impl Config {
         set(&mut self.allow_raw_monitor, overrides.allow_raw_monitor);
         set(&mut self.confinement, overrides.confinement);
         set_opt(&mut self.gdb_path, overrides.gdb_path.clone());
+        set_opt(&mut self.auth, overrides.auth);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to
@@ -401,6 +442,41 @@ fn set_opt<T>(slot: &mut Option<T>, value: Option<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_is_off_on_loopback_and_must_be_chosen_elsewhere() {
+        let with = |listen: &str, auth: Option<AuthMode>, gdb: Option<&str>| {
+            Config::load(&ConfigOverrides {
+                listen: Some(listen.parse().unwrap()),
+                auth,
+                gdb_listen: gdb.map(|g| g.parse().unwrap()),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            with("127.0.0.1:8080", None, None).unwrap().auth,
+            Some(AuthMode::Off)
+        );
+        let open = with("0.0.0.0:8080", None, None).unwrap_err().to_string();
+        assert!(
+            open.contains("--auth required") && open.contains("--auth off"),
+            "{open}"
+        );
+        assert_eq!(
+            with("0.0.0.0:8080", Some(AuthMode::Off), None)
+                .unwrap()
+                .auth,
+            Some(AuthMode::Off)
+        );
+        assert_eq!(
+            with("0.0.0.0:8080", Some(AuthMode::Required), None)
+                .unwrap()
+                .auth_mode(),
+            AuthMode::Required
+        );
+        // Under auth the GDB and DAP endpoints take tickets only, so they may be exposed.
+        assert!(with("0.0.0.0:8080", Some(AuthMode::Required), Some("0.0.0.0")).is_ok());
+    }
 
     #[test]
     fn hibernation_delays_parse_with_their_unit_or_off() {

@@ -115,10 +115,26 @@ pub fn memory_map_xml(board: &BoardTemplate) -> String {
     xml
 }
 
+/// How long a ticket for one of the server's own GDBs stays open: it connects as it
+/// starts.
+const SERVER_CLIENT_TICKET: Duration = Duration::from_secs(30);
+
+/// Who may attach to a session's endpoints, and with what.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientAccess {
+    /// Clients' unknown `monitor` commands reach QEMU's monitor (`--allow-raw-monitor`).
+    pub raw_monitor: bool,
+    /// Plain connections are refused; clients come through `createAttachTicket`, which
+    /// checks the caller's key (`--auth required`).
+    pub tickets_only: bool,
+}
+
 pub struct Debugger {
     gateway: Gateway,
     /// Clients' unknown `monitor` commands reach QEMU's monitor: no tickets then.
     raw_monitor: bool,
+    /// The gateway's endpoint refuses plain connections (`ClientAccess`).
+    tickets_only: bool,
     elf: PathBuf,
     symbols: OnceCell<Arc<LineMap>>,
     /// The GDB behind the symbolic API, while it runs; it goes with the debugger.
@@ -135,7 +151,7 @@ impl Debugger {
     pub async fn start(
         stub: &Path,
         listener: std::net::TcpListener,
-        raw_monitor: bool,
+        access: ClientAccess,
         board: &BoardTemplate,
         elf: PathBuf,
         semihosting: Option<SemihostingConfig>,
@@ -144,10 +160,12 @@ impl Debugger {
         config.listen = listener.local_addr().map_err(GatewayError::Io)?;
         config.memory_map_xml = Some(memory_map_xml(board));
         config.semihosting = semihosting;
-        config.raw_monitor = raw_monitor;
+        config.raw_monitor = access.raw_monitor;
+        config.tickets_only = access.tickets_only;
         Ok(Self {
             gateway: Gateway::start_on(config, listener).await?,
-            raw_monitor,
+            raw_monitor: access.raw_monitor,
+            tickets_only: access.tickets_only,
             elf,
             symbols: OnceCell::new(),
             symbolic: Symbolic::default(),
@@ -181,6 +199,17 @@ impl Debugger {
             return Err(DebuggerError::TicketsWithRawMonitor);
         }
         Ok(self.gateway.create_ticket(ttl).await?)
+    }
+
+    /// Where one of the server's own GDBs (a DAP bridge's, the symbolic API's) attaches:
+    /// the gateway's endpoint, or, when that takes tickets only, a ticket of its own
+    /// (used at once: the GDB is started with it).
+    pub async fn server_client_address(&self) -> Result<SocketAddr, DebuggerError> {
+        if self.tickets_only {
+            Ok(self.gateway.create_ticket(SERVER_CLIENT_TICKET).await?)
+        } else {
+            Ok(self.gateway.address())
+        }
     }
 
     pub async fn symbols(&self) -> Result<Arc<LineMap>, DebuggerError> {

@@ -4,6 +4,8 @@
 //! The modules follow the data flow, from the edge inwards:
 //! - [`api`]: the GraphQL edge (queries, mutations, subscriptions) and its HTTP/WebSocket
 //!   wiring. The only module that knows GraphQL.
+//! - [`auth`]: API keys, roles and ownership: who asks, and the one table of what each
+//!   root field needs, applied to every request.
 //! - [`sessions`]: the session service: lifecycle, power, programs, console ring buffer
 //!   and broadcast, supervision of emulator processes, reconciliation at start-up.
 //! - [`catalog`]: board templates (built-in files plus user ones in the database) and the
@@ -17,7 +19,8 @@
 //! - [`config`]: one `Config` from defaults, a TOML file, `VIRSERVER_*` and flags.
 //! - [`app`] and [`server`]: building the services, serving HTTP, graceful shutdown.
 //! - [`bench`]: `virserver bench`, side-by-side measurements against the bare tools.
-//! - [`doctor`]: `virserver doctor`, the host's QEMU binaries and confinements.
+//! - [`doctor`]: `virserver doctor`, what the host gives `run` and `serve` and what is
+//!   missing.
 //! - [`dap`]: Debug Adapter Protocol endpoints (per session, and `virserver dap` on
 //!   stdio), bridging editors to GDB's own DAP.
 //! - [`ide_config`]: `virserver ide-config`, launch.json entries and a .gdbinit.
@@ -33,6 +36,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod backend;
 pub mod bench;
 pub mod boards;

@@ -30,9 +30,13 @@ enum Command {
     Submit(virserver::jobs::submit::SubmitCommand),
     /// Line coverage from saved QEMU traces (offline), or merge LCOV files.
     Coverage(virserver::coverage::CoverageCommand),
-    /// What this host gives the server: QEMU binaries and each confinement, active or
-    /// not (exit 1 when one that `--confinement required` needs is missing).
+    /// What this host gives `run` and `serve` and what is missing: QEMU binaries, the
+    /// hit-count plugin, GDB, the database, boards, each confinement (exit 0 when ready).
     Doctor(ConfigOverrides),
+    /// API keys in the server's database: create (the token is printed once), list,
+    /// revoke.
+    #[command(subcommand)]
+    Keys(virserver::auth::cli::KeysCommand),
     /// A Debug Adapter Protocol adapter on stdio (an editor's `debugAdapter`): launches
     /// or attaches to a session of the server and runs GDB's own DAP against it.
     Dap(virserver::dap::remote::DapCommand),
@@ -61,6 +65,8 @@ enum BenchCommand {
     Snapshots(virserver::time_bench::SnapshotsBench),
     /// Record overhead, replay speed, reverse-stepi and reverse-continue latency.
     Replay(virserver::time_bench::ReplayBench),
+    /// GraphQL requests per second with API keys required against auth off.
+    Auth(virserver::auth::bench::AuthBench),
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +94,10 @@ fn main() -> std::process::ExitCode {
             Config::load(&overrides)
                 .map_err(anyhow::Error::from)
                 .and_then(|config| run(async move { Ok(virserver::doctor::doctor(&config).await) }))
+        }
+        Command::Keys(command) => {
+            init_logging("warn");
+            run(virserver::auth::cli::run(command))
         }
         Command::Run(command) => {
             init_logging("warn");
@@ -123,6 +133,7 @@ fn main() -> std::process::ExitCode {
                 BenchCommand::Dap(options) => run(virserver::dap::bench::dap(options)),
                 BenchCommand::Snapshots(options) => run(virserver::time_bench::snapshots(options)),
                 BenchCommand::Replay(options) => run(virserver::time_bench::replay(options)),
+                BenchCommand::Auth(options) => run(virserver::auth::bench::auth(options)),
             }
             .map(|()| 0)
         }

@@ -29,7 +29,7 @@ where
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("virserver listening on http://{address}");
-    tracing::info!(%address, data_dir = %app.config.data_dir.display(), "serving");
+    tracing::info!(%address, data_dir = %app.config.data_dir.display(), auth = %app.config.auth_mode(), "serving");
     let ready = ready(app.clone(), address);
     let failed = app.shutdown.clone();
     let ready = tokio::spawn(async move {

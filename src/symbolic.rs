@@ -226,7 +226,11 @@ async fn start(locator: &GdbLocator, debugger: &Debugger) -> Result<MiProcess, S
         .symbols()
         .await
         .map_err(|error| SymbolicError::NoSymbols(error.to_string()))?;
-    let gateway = reachable(debugger.gateway().address());
+    let address = debugger
+        .server_client_address()
+        .await
+        .map_err(|error| SymbolicError::Failed(error.to_string()))?;
+    let gateway = reachable(address);
     let mut mi = MiProcess::spawn(&gdb.path, debugger.elf(), gateway.port())?;
     let target = gateway.to_string();
     let elf = debugger.elf().display().to_string();

@@ -192,6 +192,7 @@ pub async fn snapshots(options: SnapshotsBench) -> anyhow::Result<()> {
         from_snapshot,
         keep_on_failure: false,
         record: false,
+        owner: None,
     };
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     let cancel = CancellationToken::new();

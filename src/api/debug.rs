@@ -68,6 +68,9 @@ pub struct StopPositionObject {
 pub struct AttachTicketObject {
     /// host:port that accepts one GDB connection.
     address: String,
+    /// host:port that accepts one DAP client (an editor), which debugs through a GDB of
+    /// the server's; null when the server has no GDB that serves DAP.
+    dap_address: Option<String>,
     expires_at: DateTime<Utc>,
 }
 
@@ -386,8 +389,20 @@ impl DebugMutation {
             .create_ticket(Duration::from_secs(ttl))
             .await
             .map_err(debug_error)?;
+        let dap_address = match app(ctx)
+            .dap
+            .ticket(&session_id, Duration::from_secs(ttl))
+            .await
+        {
+            Ok(address) => address.map(|a| a.to_string()),
+            Err(error) => {
+                tracing::info!(%error, "no DAP ticket");
+                None
+            }
+        };
         Ok(AttachTicketObject {
             address: address.to_string(),
+            dap_address,
             expires_at: Utc::now() + chrono::Duration::seconds(ttl as i64),
         })
     }

@@ -3,6 +3,7 @@
 
 use async_graphql::{Error, ErrorExtensions};
 
+use crate::auth::KeyError;
 use crate::backend::BackendError;
 use crate::catalog::CatalogError;
 use crate::coverage::CoverageError;
@@ -167,6 +168,17 @@ impl From<JobError> for ApiError {
 impl From<CatalogError> for ApiError {
     fn from(error: CatalogError) -> Self {
         ApiError(catalog_error(&error))
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(error: KeyError) -> Self {
+        let code = match &error {
+            KeyError::BadName => "BAD_INPUT",
+            KeyError::Store(crate::store::StoreError::Conflict { .. }) => "ALREADY_EXISTS",
+            KeyError::Store(inner) => return ApiError(internal(inner)),
+        };
+        ApiError(coded(code, error.to_string()))
     }
 }
 

@@ -7,6 +7,11 @@
 //! The POST handler reads the body itself rather than through async-graphql-axum's
 //! extractor, because that extractor applies no upload limit; an oversized request
 //! gets a GraphQL-shaped error with code TOO_LARGE instead of a bare status.
+//!
+//! Every request gets the caller's [`Identity`] (`auth`): from the `Authorization`
+//! header over HTTP, from the `authorization` field of `connection_init` over a
+//! WebSocket; the guard then decides per field. `/programs/{id}` is checked here, as a
+//! read of the program's session.
 
 use std::sync::Arc;
 
@@ -25,6 +30,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::schema::AppSchema;
 use crate::app::App;
+use crate::auth::{Identity, Need, decide};
 
 #[derive(Clone)]
 struct HttpState {
@@ -40,15 +46,46 @@ pub fn router(schema: AppSchema, app: Arc<App>) -> Router {
         .with_state(Arc::new(HttpState { schema, app }))
 }
 
+/// The caller of an HTTP request, from its `Authorization` header.
+async fn identity(state: &HttpState, headers: &axum::http::HeaderMap) -> Identity {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    state.app.keys.identify(authorization).await
+}
+
 /// One uploaded program's ELF, by its id.
-async fn program_file(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+async fn program_file(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let identity = identity(&state, &headers).await;
     let sessions = &state.app.sessions;
+    let not_found = |message: String| request_error(StatusCode::NOT_FOUND, "NOT_FOUND", message);
     let program = match sessions.program(&id).await {
         Ok(program) => program,
+        Err(error) => return not_found(error.to_string()),
+    };
+    let owner = match state.app.store.session(&program.session_id).await {
+        Ok(session) => session.map(|s| s.owner),
         Err(error) => {
-            return request_error(StatusCode::NOT_FOUND, "NOT_FOUND", error.to_string());
+            tracing::error!(%error, "cannot read a program's session");
+            None
         }
     };
+    let owners: Vec<(&'static str, Option<&str>)> = owner
+        .iter()
+        .map(|owner| ("program", owner.as_deref()))
+        .collect();
+    if let Err(denied) = decide(&identity, Need::Read, &owners) {
+        let status = match denied.code() {
+            "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+            "FORBIDDEN" => StatusCode::FORBIDDEN,
+            _ => return not_found(format!("no program '{id}'")),
+        };
+        return request_error(status, denied.code(), denied.to_string());
+    }
     match sessions.program_bytes(&program).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/x-elf")], bytes).into_response(),
         Err(error) => {
@@ -89,6 +126,7 @@ async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> 
     if declared.is_some_and(|length| length > body_limit) {
         return too_large();
     }
+    let identity = identity(&state, request.headers()).await;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -103,7 +141,10 @@ async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> 
         .max_file_size(state.app.config.max_upload_bytes as usize)
         .max_num_files(8);
     match async_graphql::http::receive_batch_body(content_type, reader, options).await {
-        Ok(batch) => GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response(),
+        Ok(batch) => {
+            let batch = batch.data(identity);
+            GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+        }
         Err(ParseRequestError::PayloadTooLarge) => too_large(),
         Err(error) if error.to_string().contains("length limit exceeded") => too_large(),
         Err(error) => request_error(
@@ -121,9 +162,23 @@ async fn graphql_get(State(state): State<Arc<HttpState>>, request: Request) -> R
     match (upgrade, protocol) {
         (Ok(upgrade), Ok(protocol)) => {
             let schema = state.schema.clone();
+            let keys = state.app.keys.clone();
             upgrade
                 .protocols(ALL_WEBSOCKET_PROTOCOLS)
-                .on_upgrade(move |stream| GraphQLWebSocket::new(stream, schema, protocol).serve())
+                .on_upgrade(move |stream| {
+                    GraphQLWebSocket::new(stream, schema, protocol)
+                        .on_connection_init(move |payload| async move {
+                            // `{"authorization": "Bearer TOKEN"}`; some clients send
+                            // `Authorization`.
+                            let authorization = ["authorization", "Authorization"]
+                                .iter()
+                                .find_map(|key| payload.get(key)?.as_str().map(str::to_owned));
+                            let mut data = async_graphql::Data::default();
+                            data.insert(keys.identify(authorization.as_deref()).await);
+                            Ok(data)
+                        })
+                        .serve()
+                })
         }
         _ => Html(
             GraphiQLSource::build()

@@ -93,6 +93,7 @@ impl IdeSubscription {
         ctx: &Context<'_>,
         session_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = RunEventObject> + use<>> {
+        crate::auth::guard::check(ctx, "runEvents", &[&session_id]).await?;
         let app = app(ctx).clone();
         let events = app
             .sessions

@@ -1,6 +1,7 @@
 //! The jobs domain of the API: `createJob` (with the program uploaded or an existing
 //! program id), `jobs`, `job`, `cancelJob`, and the `jobEvents` subscription.
 
+use crate::auth::rules::Target;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
@@ -314,10 +315,14 @@ impl JobQuery {
         if !(1..=500).contains(&first) {
             return Err(coded("BAD_INPUT", "first must be between 1 and 500").into());
         }
+        // An operator's list is its own jobs (as if no other existed).
+        let identity = crate::auth::guard::identity(ctx);
+        let owned_by = identity.confined_to();
         let mut records = app(ctx)
             .jobs
             .list(
                 state.map(JobStateEnum::as_str),
+                owned_by,
                 first as u64 + 1,
                 after.as_ref().map(|a| a.as_str()),
             )
@@ -340,12 +345,19 @@ impl JobMutation {
     /// Queues a job; it runs on the first node with a free worker.
     async fn create_job(&self, ctx: &Context<'_>, input: CreateJobInput) -> ApiResult<Job> {
         let app = app(ctx);
+        if let Some(snapshot) = &input.from_snapshot {
+            crate::auth::guard::check_input(ctx, Target::Snapshot("fromSnapshot"), snapshot)
+                .await?;
+        }
         let program = match (input.program, input.program_id) {
             (Some(upload), None) => {
                 let (name, bytes) = read_upload(ctx, upload, app.config.max_upload_bytes).await?;
                 ProgramSource::Upload { name, bytes }
             }
-            (None, Some(id)) => ProgramSource::Existing { program_id: id.0 },
+            (None, Some(id)) => {
+                crate::auth::guard::check_input(ctx, Target::Program("programId"), &id).await?;
+                ProgramSource::Existing { program_id: id.0 }
+            }
             (None, None) if input.from_snapshot.is_some() => ProgramSource::OfSnapshot,
             _ => {
                 return Err(coded("BAD_INPUT", "give exactly one of program and programId").into());
@@ -368,6 +380,7 @@ impl JobMutation {
                 from_snapshot: input.from_snapshot.map(|id| id.0),
                 keep_on_failure: input.keep_on_failure,
                 record: input.record,
+                owner: crate::auth::guard::identity(ctx).owner(),
             })
             .await?;
         Ok(Job(record))
@@ -396,6 +409,7 @@ impl JobSubscription {
         ctx: &Context<'_>,
         job_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = JobEventObject> + use<>> {
+        crate::auth::guard::check(ctx, "jobEvents", &[&job_id]).await?;
         let app = app(ctx).clone();
         let mut events = app.jobs.subscribe();
         let job = app.jobs.get(&job_id).await.map_err(to_graphql)?;

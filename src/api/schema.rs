@@ -10,6 +10,7 @@ use super::debug::{DebugMutation, DebugQuery};
 use super::errors::ErrorCodes;
 use super::ide::{IdeQuery, IdeSubscription};
 use super::jobs::{JobMutation, JobQuery, JobSubscription};
+use super::keys::{KeyMutation, KeyQuery};
 use super::recordings::RecordingMutation;
 use super::sessions::{SessionMutation, SessionQuery, SessionSubscription};
 use super::snapshots::SnapshotMutation;
@@ -25,6 +26,7 @@ pub struct QueryRoot(
     DebugQuery,
     IdeQuery,
     SymbolicQuery,
+    KeyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -36,6 +38,7 @@ pub struct MutationRoot(
     SymbolicMutation,
     SnapshotMutation,
     RecordingMutation,
+    KeyMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -50,6 +53,7 @@ pub fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot,
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
+    .extension(crate::auth::guard::Guard)
     .extension(ErrorCodes)
     .limit_depth(16)
     .limit_complexity(10_000)

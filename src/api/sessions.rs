@@ -455,11 +455,13 @@ pub struct SessionQuery;
 #[Object]
 impl SessionQuery {
     async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Session>> {
+        let identity = crate::auth::guard::identity(ctx);
         Ok(app(ctx)
             .sessions
             .list()
             .await?
             .into_iter()
+            .filter(|session| identity.sees(session.owner.as_deref()))
             .map(Session)
             .collect())
     }
@@ -489,6 +491,7 @@ impl SessionMutation {
                     coverage: input.coverage.then_some(input.coverage_collector.into()),
                     deterministic: input.deterministic,
                     record: input.record,
+                    owner: crate::auth::guard::identity(ctx).owner(),
                 },
             )
             .await?;
@@ -607,6 +610,7 @@ impl SessionSubscription {
         ctx: &Context<'_>,
         session_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = UartChunkObject> + use<>> {
+        crate::auth::guard::check(ctx, "uartOutput", &[&session_id]).await?;
         let app = app(ctx).clone();
         let (replay, live) = app
             .sessions
@@ -631,6 +635,7 @@ impl SessionSubscription {
         ctx: &Context<'_>,
         session_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = SessionEventObject> + use<>> {
+        crate::auth::guard::check(ctx, "sessionEvents", &[&session_id]).await?;
         let app = app(ctx).clone();
         let mut events = app
             .sessions

@@ -4,6 +4,10 @@
 //! on a free port, and closes once the session is no longer powered. Each connection
 //! gets its own confined GDB (see the module doc of [`super`]) attached through the
 //! session's gateway, so several editors debug one CPU next to GDB clients and the API.
+//!
+//! When keys are required (`tickets_only`) the endpoint refuses every connection before
+//! reading a byte; an editor comes through a one-time address from `createAttachTicket`
+//! ([`DapEndpoints::ticket`]), which checked the caller's key.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +32,8 @@ pub struct DapEndpoints {
     sessions: Arc<SessionService>,
     gdb: Arc<GdbLocator>,
     listen: IpAddr,
+    /// Plain connections are refused: editors come through tickets.
+    tickets_only: bool,
     shutdown: CancellationToken,
     /// Session id -> (the gateway the endpoint serves, its address).
     open: Mutex<HashMap<String, (SocketAddr, SocketAddr)>>,
@@ -46,12 +52,14 @@ impl DapEndpoints {
         sessions: Arc<SessionService>,
         gdb: Arc<GdbLocator>,
         listen: IpAddr,
+        tickets_only: bool,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
             sessions,
             gdb,
             listen,
+            tickets_only,
             shutdown,
             open: Mutex::new(HashMap::new()),
         })
@@ -98,6 +106,40 @@ impl DapEndpoints {
         Ok(Some(address))
     }
 
+    /// A one-time DAP address for the session: it takes one editor within `ttl`, then
+    /// closes; `None` while the session is not powered.
+    pub async fn ticket(
+        self: &Arc<Self>,
+        session_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<SocketAddr>, EndpointError> {
+        let Some((_, Some(gateway))) = self.sessions.machine_info(session_id) else {
+            return Ok(None);
+        };
+        let gdb = self.gdb.get().await?.require_dap()?.clone();
+        let listener = TcpListener::bind((self.listen, 0)).await?;
+        let address = listener.local_addr()?;
+        let endpoints = self.clone();
+        let session_id = session_id.to_owned();
+        tokio::spawn(async move {
+            let accepted = tokio::select! {
+                () = endpoints.shutdown.cancelled() => return,
+                () = tokio::time::sleep(ttl) => {
+                    tracing::info!(session = %session_id, %address, "DAP ticket expired unused");
+                    return;
+                }
+                accepted = listener.accept() => accepted,
+            };
+            drop(listener);
+            if let Ok((socket, peer)) = accepted {
+                endpoints
+                    .serve_client(socket, peer, &session_id, gateway, &gdb)
+                    .await;
+            }
+        });
+        Ok(Some(address))
+    }
+
     async fn accept(
         self: &Arc<Self>,
         listener: TcpListener,
@@ -105,15 +147,6 @@ impl DapEndpoints {
         gateway: SocketAddr,
         gdb: crate::gdb::Gdb,
     ) {
-        let local = Arc::new(LocalOps {
-            sessions: self.sessions.clone(),
-        });
-        let ops: Arc<dyn SessionOps> = local.clone();
-        let reverse = self
-            .sessions
-            .get(session_id)
-            .await
-            .is_ok_and(|record| record.replay_of.is_some());
         let mut check = tokio::time::interval(POWER_CHECK);
         loop {
             tokio::select! {
@@ -126,34 +159,72 @@ impl DapEndpoints {
                 }
                 accepted = listener.accept() => {
                     let Ok((socket, peer)) = accepted else { continue };
-                    // A response and the event after it are two small writes: without
-                    // this, Nagle holds the second for the client's delayed ACK.
-                    let _ = socket.set_nodelay(true);
-                    tracing::info!(session = %session_id, %peer, "DAP client connected");
-                    // GDB may read the program it debugs and reach the gateway, no more.
-                    let program = match local.attach(session_id, None).await {
-                        Ok(ready) => std::path::PathBuf::from(ready.program),
-                        Err(OpError(reason)) => {
-                            tracing::info!(session = %session_id, %reason, "DAP client refused");
-                            continue;
-                        }
-                    };
-                    let launch = GdbLaunch {
-                        confined: Some((program, gateway.port())),
-                        gdb: gdb.clone(),
-                    };
-                    let ops = ops.clone();
-                    let config = BridgeConfig { session: Some(session_id.to_owned()), confined: true, launch_defaults: None, reverse };
-                    let session = session_id.to_owned();
-                    tokio::spawn(async move {
-                        let (read, write) = socket.into_split();
-                        if let Err(error) = super::serve(read, write, &launch, ops, config).await {
-                            tracing::info!(%session, %peer, %error, "DAP connection ended");
-                        }
-                    });
+                    if self.tickets_only {
+                        tracing::info!(session = %session_id, %peer, "DAP connection refused: attach tickets only");
+                        continue;
+                    }
+                    self.serve_client(socket, peer, session_id, gateway, &gdb).await;
                 }
             }
         }
+    }
+
+    /// Starts one editor's bridge: its own confined GDB on its own gateway address.
+    async fn serve_client(
+        self: &Arc<Self>,
+        socket: tokio::net::TcpStream,
+        peer: SocketAddr,
+        session_id: &str,
+        gateway: SocketAddr,
+        gdb: &crate::gdb::Gdb,
+    ) {
+        // A response and the event after it are two small writes: without this, Nagle
+        // holds the second for the client's delayed ACK.
+        let _ = socket.set_nodelay(true);
+        tracing::info!(session = %session_id, %peer, "DAP client connected");
+        let refused = |reason: &dyn std::fmt::Display| {
+            tracing::info!(session = %session_id, %reason, "DAP client refused");
+        };
+        let address = match self.sessions.debugger(session_id).await {
+            Ok(debugger) => match debugger.server_client_address().await {
+                Ok(address) => address,
+                Err(error) => return refused(&error),
+            },
+            Err(error) => return refused(&error),
+        };
+        let local = Arc::new(LocalOps {
+            sessions: self.sessions.clone(),
+            gateway,
+            gdb_address: address,
+        });
+        // GDB may read the program it debugs and reach the gateway, no more.
+        let program = match local.attach(session_id, None).await {
+            Ok(ready) => std::path::PathBuf::from(ready.program),
+            Err(OpError(reason)) => return refused(&reason),
+        };
+        let reverse = self
+            .sessions
+            .get(session_id)
+            .await
+            .is_ok_and(|record| record.replay_of.is_some());
+        let launch = GdbLaunch {
+            confined: Some((program, address.port())),
+            gdb: gdb.clone(),
+        };
+        let ops: Arc<dyn SessionOps> = local;
+        let config = BridgeConfig {
+            session: Some(session_id.to_owned()),
+            confined: true,
+            launch_defaults: None,
+            reverse,
+        };
+        let session = session_id.to_owned();
+        tokio::spawn(async move {
+            let (read, write) = socket.into_split();
+            if let Err(error) = super::serve(read, write, &launch, ops, config).await {
+                tracing::info!(%session, %peer, %error, "DAP connection ended");
+            }
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SocketAddr, SocketAddr)>> {
@@ -167,6 +238,11 @@ impl DapEndpoints {
 /// power-off of a launch, which this endpoint never makes).
 struct LocalOps {
     sessions: Arc<SessionService>,
+    /// The gateway this bridge serves (its endpoint's address)...
+    gateway: SocketAddr,
+    /// ...and where its GDB attaches: that endpoint, or a ticket of its own when the
+    /// endpoint takes tickets only.
+    gdb_address: SocketAddr,
 }
 
 fn op_error(error: impl std::fmt::Display) -> OpError {
@@ -190,6 +266,9 @@ impl SessionOps for LocalOps {
         let Some((_, Some(gateway))) = self.sessions.machine_info(session_id) else {
             return Err(OpError(format!("session {session_id} is not powered")));
         };
+        if gateway != self.gateway {
+            return Err(OpError(format!("session {session_id} was powered again")));
+        }
         let record = self.sessions.get(session_id).await.map_err(op_error)?;
         let program_id = record
             .current_program_id
@@ -197,7 +276,7 @@ impl SessionOps for LocalOps {
         let program = self.sessions.program(&program_id).await.map_err(op_error)?;
         Ok(Ready {
             session_id: session_id.to_owned(),
-            gdb_address: gateway.to_string(),
+            gdb_address: self.gdb_address.to_string(),
             program: self.sessions.program_path(&program).display().to_string(),
         })
     }

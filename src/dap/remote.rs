@@ -34,6 +34,9 @@ pub struct DapCommand {
     /// The GDB to run (>= 14 with Python); default: see `virserver debugger`.
     #[arg(long = "gdb", env = "VIRSERVER_GDB")]
     pub gdb: Option<PathBuf>,
+    /// The API key's token, for a server with `--auth required`.
+    #[arg(long, env = "VIRSERVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Runs the adapter on stdin/stdout. Logs go to stderr, never to stdout (the protocol).
@@ -43,7 +46,7 @@ pub async fn run(command: DapCommand) -> anyhow::Result<()> {
         .await?
         .require_dap()?
         .clone();
-    let ops = Arc::new(RemoteOps::new(&command.server)?);
+    let ops = Arc::new(RemoteOps::new(&command.server, command.token.clone())?);
     let launch_defaults = command
         .board
         .zip(command.program)
@@ -78,16 +81,19 @@ pub async fn run(command: DapCommand) -> anyhow::Result<()> {
 pub struct RemoteOps {
     base: String,
     http: reqwest::Client,
+    /// Sent in every request and in each subscription's `connection_init`.
+    token: Option<String>,
     /// Programs downloaded for an attach, removed when the adapter ends.
     downloads: tempfile::TempDir,
 }
 
 impl RemoteOps {
-    pub fn new(server: &str) -> anyhow::Result<Self> {
+    pub fn new(server: &str, token: Option<String>) -> anyhow::Result<Self> {
         reqwest::Url::parse(server).with_context(|| format!("--server {server:?} is not a URL"))?;
         Ok(Self {
             base: server.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http: crate::auth::bearer_client(token.as_deref())?,
+            token,
             downloads: tempfile::Builder::new()
                 .prefix("virserver-dap-")
                 .tempdir()?,
@@ -130,6 +136,19 @@ impl RemoteOps {
             ))
         })?;
         let program = session["currentProgram"]["id"].as_str().map(str::to_owned);
+        if self.token.is_none() {
+            return Ok((address.to_owned(), program));
+        }
+        // A server that requires keys takes GDB clients through tickets only.
+        let ticket = self
+            .graphql(
+                "mutation($id: ID!) { createAttachTicket(sessionId: $id) { address } }",
+                json!({ "id": session_id }),
+            )
+            .await?;
+        let address = ticket["createAttachTicket"]["address"]
+            .as_str()
+            .ok_or_else(|| OpError("the server answered no ticket address".into()))?;
         Ok((address.to_owned(), program))
     }
 }
@@ -278,7 +297,12 @@ impl RemoteOps {
             .map_err(|error| OpError(format!("subscription: {error}")))?;
         let subscribe = json!({ "id": "1", "type": "subscribe",
                                 "payload": { "query": query, "variables": variables } });
-        for message in [json!({ "type": "connection_init" }), subscribe] {
+        let init = match &self.token {
+            Some(token) => json!({ "type": "connection_init",
+                                   "payload": { "authorization": format!("Bearer {token}") } }),
+            None => json!({ "type": "connection_init" }),
+        };
+        for message in [init, subscribe] {
             socket
                 .send(Message::Text(message.to_string().into()))
                 .await

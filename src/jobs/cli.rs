@@ -192,6 +192,7 @@ pub async fn run(command: RunCommand) -> anyhow::Result<u8> {
         from_snapshot: None,
         keep_on_failure: command.keep_on_failure,
         record: false,
+        owner: None,
     };
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();

@@ -39,6 +39,8 @@ pub struct JobSpec {
     pub keep_on_failure: bool,
     /// Record the run for replay (`debugJob` then replays to the failure).
     pub record: bool,
+    /// The user the job (and so its session) belongs to (`auth`).
+    pub owner: Option<String>,
 }
 
 /// What happened while a job ran.
@@ -174,6 +176,7 @@ async fn drive(
                         coverage: spec.coverage,
                         deterministic: spec.deterministic,
                         record: spec.record,
+                        owner: spec.owner.clone(),
                     },
                 )
                 .await?

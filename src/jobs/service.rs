@@ -65,6 +65,8 @@ pub struct NewJob {
     pub keep_on_failure: bool,
     /// Record the run for replay.
     pub record: bool,
+    /// The user it belongs to (`auth`); `None` when auth is off.
+    pub owner: Option<String>,
 }
 
 pub enum ProgramSource {
@@ -210,15 +212,17 @@ impl JobService {
         self.store.job(id).await?.ok_or_else(not_found)
     }
 
+    /// A page of jobs, newest first; `owned_by` keeps only one user's.
     pub async fn list(
         &self,
         state: Option<&str>,
+        owned_by: Option<&str>,
         first: u64,
         after: Option<&str>,
     ) -> Result<Vec<JobRecord>, JobError> {
         // A cursor that names no job is ignored, whatever its shape.
         let after = after.filter(|id| crate::store::is_record_id(id));
-        Ok(self.store.jobs(state, first, after).await?)
+        Ok(self.store.jobs(state, owned_by, first, after).await?)
     }
 
     pub async fn artifact(&self, id: &str, name: &str) -> Result<Option<String>, JobError> {
@@ -332,6 +336,7 @@ impl JobService {
             node: None,
             attempt: 0,
             session_id: None,
+            owner: job.owner,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -596,6 +601,7 @@ impl JobService {
             from_snapshot: job.from_snapshot.clone(),
             keep_on_failure: job.keep_on_failure,
             record: job.record,
+            owner: job.owner.clone(),
         })
     }
 

@@ -16,6 +16,9 @@ pub struct SubmitCommand {
     /// The server's base URL, e.g. http://ci-emulators:8080
     #[arg(long, env = "VIRSERVER_SERVER")]
     pub server: String,
+    /// The API key's token, for a server with `--auth required`.
+    #[arg(long, env = "VIRSERVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 const CREATE: &str = "mutation($i: CreateJobInput!) { createJob(input: $i) { id } }";
@@ -53,7 +56,7 @@ pub async fn submit(command: SubmitCommand) -> anyhow::Result<u8> {
             "0",
             reqwest::multipart::Part::bytes(bytes).file_name("program.elf"),
         );
-    let http = reqwest::Client::new();
+    let http = crate::auth::bearer_client(command.token.as_deref())?;
     let created = graphql(http.post(&url).multipart(form)).await?;
     let id = created["createJob"]["id"]
         .as_str()

@@ -134,7 +134,7 @@ impl SessionService {
                     let debugger = Debugger::start(
                         &stub,
                         listener,
-                        self.raw_monitor,
+                        self.access,
                         &board,
                         program_path,
                         semihosting,

@@ -105,7 +105,7 @@ impl From<CatalogError> for SessionError {
 }
 
 /// How a new session runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// Trace every run for coverage, with this collector.
     pub coverage: Option<Collector>,
@@ -113,10 +113,12 @@ pub struct Settings {
     pub deterministic: bool,
     /// Record every run for replay.
     pub record: bool,
+    /// The user it belongs to (`auth`); `None` when auth is off.
+    pub owner: Option<String>,
 }
 
 impl Settings {
-    /// The settings a session was created with.
+    /// The settings a session was created with (forks and replays share its owner).
     pub fn of(record: &SessionRecord) -> Self {
         Self {
             coverage: record
@@ -124,6 +126,7 @@ impl Settings {
                 .then(|| Collector::parse(&record.coverage_collector)),
             deterministic: record.deterministic,
             record: record.record,
+            owner: record.owner.clone(),
         }
     }
 }
@@ -217,7 +220,7 @@ pub struct SessionService {
     snapshot_quota_bytes: u64,
     node: String,
     gdb_listen: std::net::IpAddr,
-    raw_monitor: bool,
+    access: crate::debugger::ClientAccess,
     bus: Option<Arc<SessionBus>>,
     /// Event channels of other nodes' sessions, fed from the bus.
     remote_events: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,
@@ -234,8 +237,8 @@ pub struct ServiceConfig {
     /// Where the sessions' GDB endpoints listen.
     pub gdb_listen: std::net::IpAddr,
     /// GDB clients' `monitor` commands outside the gateway's allow-list reach QEMU's
-    /// monitor (checked by `config::check_raw_monitor`).
-    pub raw_monitor: bool,
+    /// monitor (checked by `config::check_raw_monitor`); tickets only under auth.
+    pub access: crate::debugger::ClientAccess,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
     /// How many bytes of snapshot images one session may keep.
@@ -266,7 +269,7 @@ impl SessionService {
             snapshot_quota_bytes: config.snapshot_quota_bytes,
             node: config.node,
             gdb_listen: config.gdb_listen,
-            raw_monitor: config.raw_monitor,
+            access: config.access,
             remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
             tracker,
@@ -483,6 +486,7 @@ impl SessionService {
             coverage,
             deterministic,
             record,
+            owner,
         } = settings;
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
@@ -535,6 +539,7 @@ impl SessionService {
             record,
             replay_of: None,
             hibernated: false,
+            owner,
             node: self.node.clone(),
             created_at: now,
             updated_at: now,

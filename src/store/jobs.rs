@@ -45,17 +45,21 @@ impl Store {
             .map_err(query("reading a job"))
     }
 
-    /// Jobs, newest first, optionally in one state; `after` is the id of the last job of
-    /// the previous page.
+    /// Jobs, newest first, optionally in one state and of one owner; `after` is the id
+    /// of the last job of the previous page.
     pub async fn jobs(
         &self,
         state: Option<&str>,
+        owned_by: Option<&str>,
         first: u64,
         after: Option<&str>,
     ) -> Result<Vec<JobRecord>, StoreError> {
         let mut select = job::Entity::find();
         if let Some(state) = state {
             select = select.filter(job::Column::State.eq(state));
+        }
+        if let Some(owner) = owned_by {
+            select = select.filter(job::Column::Owner.eq(owner));
         }
         if let Some(after) = after
             && let Some(cursor) = self.job(after).await?

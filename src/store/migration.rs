@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003JobCollector),
             Box::new(M0004TimeControl),
             Box::new(M0005Hibernation),
+            Box::new(M0006Tenancy),
         ]
     }
 }
@@ -45,6 +46,7 @@ enum Sessions {
     Record,
     ReplayOf,
     Hibernated,
+    Owner,
     Node,
     CreatedAt,
     UpdatedAt,
@@ -213,6 +215,7 @@ enum Jobs {
     Node,
     Attempt,
     SessionId,
+    Owner,
     CreatedAt,
     StartedAt,
     FinishedAt,
@@ -553,6 +556,72 @@ impl MigrationTrait for M0005Hibernation {
                     .drop_column(Sessions::Hibernated)
                     .to_owned(),
             )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum ApiKeys {
+    Table,
+    Name,
+    Role,
+    TokenHash,
+    CreatedAt,
+    RevokedAt,
+}
+
+/// API keys (stored as the SHA-256 of their token) and who owns each session and job.
+struct M0006Tenancy;
+
+impl MigrationName for M0006Tenancy {
+    fn name(&self) -> &str {
+        "m0006_tenancy"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006Tenancy {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(ApiKeys::Table)
+                    .if_not_exists()
+                    .col(string(ApiKeys::Name).primary_key())
+                    .col(string(ApiKeys::Role))
+                    .col(string(ApiKeys::TokenHash).unique_key())
+                    .col(timestamp_with_time_zone(ApiKeys::CreatedAt))
+                    .col(timestamp_with_time_zone_null(ApiKeys::RevokedAt))
+                    .to_owned(),
+            )
+            .await?;
+        for (table, column) in [
+            (Sessions::Table.into_iden(), Sessions::Owner.into_iden()),
+            (Jobs::Table.into_iden(), Jobs::Owner.into_iden()),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(string_null(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (table, column) in [
+            (Sessions::Table.into_iden(), Sessions::Owner.into_iden()),
+            (Jobs::Table.into_iden(), Jobs::Owner.into_iden()),
+        ] {
+            manager
+                .alter_table(Table::alter().table(table).drop_column(column).to_owned())
+                .await?;
+        }
+        manager
+            .drop_table(Table::drop().table(ApiKeys::Table).if_exists().to_owned())
             .await
     }
 }

@@ -4,6 +4,7 @@
 
 mod entities;
 mod jobs;
+mod keys;
 mod migration;
 mod recordings;
 mod snapshots;
@@ -24,6 +25,7 @@ pub use entities::session_event::Model as SessionEventRecord;
 use entities::{board_template, program, recording, session, session_event, snapshot};
 
 pub use jobs::{JobEnd, JobRecord, TERMINAL_STATES};
+pub use keys::ApiKeyRecord;
 pub use recordings::RecordingRecord;
 pub use snapshots::SnapshotRecord;
 

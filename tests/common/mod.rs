@@ -29,6 +29,8 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     http: reqwest::Client,
+    /// The API key's token every request sends (`act_as`); none by default.
+    token: std::sync::Mutex<Option<String>>,
 }
 
 impl Server {
@@ -71,6 +73,24 @@ impl Server {
             base,
             data_dir: data_dir.to_owned(),
             http: reqwest::Client::new(),
+            token: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Makes every later request (HTTP and subscriptions) carry `token`, or none.
+    pub fn act_as(&self, token: Option<&str>) {
+        *self.token.lock().unwrap() = token.map(str::to_owned);
+    }
+
+    fn token(&self) -> Option<String> {
+        self.token.lock().unwrap().clone()
+    }
+
+    fn post(&self) -> reqwest::RequestBuilder {
+        let request = self.http.post(format!("{}/graphql", self.base));
+        match self.token() {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
@@ -80,8 +100,7 @@ impl Server {
 
     /// POSTs a query; returns the whole response (data and errors).
     pub async fn request(&self, query: &str, variables: Value) -> Value {
-        self.http
-            .post(format!("{}/graphql", self.base))
+        self.post()
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -139,8 +158,7 @@ impl Server {
                 "0",
                 reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
             );
-        self.http
-            .post(format!("{}/graphql", self.base))
+        self.post()
             .multipart(form)
             .send()
             .await
@@ -279,7 +297,7 @@ impl Server {
     }
 
     pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
-        Subscription::open(&self.base, query, variables).await
+        Subscription::open(&self.base, self.token(), query, variables).await
     }
 
     /// SIGTERM, then wait for the process to exit; returns its exit code.
@@ -341,7 +359,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    async fn open(base: &str, query: &str, variables: Value) -> Subscription {
+    async fn open(
+        base: &str,
+        token: Option<String>,
+        query: &str,
+        variables: Value,
+    ) -> Subscription {
         let url = format!("{}/graphql", base.replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -351,7 +374,12 @@ impl Subscription {
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         socket
             .send(Message::text(
-                json!({ "type": "connection_init" }).to_string(),
+                match token {
+                    Some(token) => json!({ "type": "connection_init",
+                                           "payload": { "authorization": format!("Bearer {token}") } }),
+                    None => json!({ "type": "connection_init" }),
+                }
+                .to_string(),
             ))
             .await
             .unwrap();

@@ -37,6 +37,13 @@ pub struct GatewayConfig {
     ///
     /// [`DebugClient::halt`]: crate::DebugClient::halt
     pub semihosting: Option<SemihostingConfig>,
+    /// Refuse every connection to [`listen`](Self::listen): clients come only through
+    /// tickets ([`Gateway::create_ticket`]), handed out by whoever decides who may
+    /// debug (the server, when keys are required). A refused connection is closed
+    /// before any of its bytes is read.
+    ///
+    /// [`Gateway::create_ticket`]: crate::Gateway::create_ticket
+    pub tickets_only: bool,
 }
 
 impl GatewayConfig {
@@ -51,6 +58,7 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             raw_monitor: false,
             semihosting: None,
+            tickets_only: false,
         }
     }
 }

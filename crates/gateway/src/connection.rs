@@ -229,10 +229,11 @@ pub(crate) async fn read_upstream(
     }
 }
 
-/// Accepts clients until cancelled.
+/// Accepts clients until cancelled; with `tickets_only`, closes each at once.
 pub(crate) async fn run_listener(
     driver: Arc<Driver>,
     listener: TcpListener,
+    tickets_only: bool,
     cancel: CancellationToken,
 ) {
     loop {
@@ -241,6 +242,10 @@ pub(crate) async fn run_listener(
             accepted = listener.accept() => accepted,
         };
         match accepted {
+            Ok((stream, peer)) if tickets_only => {
+                tracing::info!(%peer, "connection refused: this endpoint takes attach tickets only");
+                drop(stream);
+            }
             Ok((stream, peer)) => driver.accept(stream, peer),
             Err(error) => {
                 tracing::warn!(%error, "accept failed");

@@ -96,6 +96,7 @@ impl Gateway {
             .await
             .map_err(|_| GatewayError::Closed)??;
         let address = listener.local_addr()?;
+        let tickets_only = config.tickets_only;
         let (stops, _) = broadcast::channel(STOP_EVENTS);
         let (events, _) = broadcast::channel(STOP_EVENTS);
         let driver = Driver::new(
@@ -106,7 +107,12 @@ impl Gateway {
             tracker.clone(),
             runtime.clone(),
         );
-        driver.spawn(run_listener(driver.clone(), listener, cancel.clone()));
+        driver.spawn(run_listener(
+            driver.clone(),
+            listener,
+            tickets_only,
+            cancel.clone(),
+        ));
         started.disarm();
         tracing::info!(%address, "gateway listening");
         Ok(Gateway {

@@ -41,6 +41,8 @@ pub struct Model {
     /// How many times a node started it (more than one after a reclaim).
     pub attempt: i32,
     pub session_id: Option<String>,
+    /// The API key's name that created it (`auth`); none when auth was off.
+    pub owner: Option<String>,
     pub created_at: ChronoDateTimeUtc,
     pub started_at: Option<ChronoDateTimeUtc>,
     pub finished_at: Option<ChronoDateTimeUtc>,

@@ -1,6 +1,7 @@
 //! sea-orm entities, one file per table. Only `store` uses them; the rest of the server
 //! sees the plain records that `store` returns.
 
+pub mod api_key;
 pub mod blob;
 pub mod board_template;
 pub mod job;

@@ -27,6 +27,8 @@ pub struct Model {
     pub replay_of: Option<String>,
     /// The machine sleeps in an image on disk; the session is PAUSED and wakes on use.
     pub hibernated: bool,
+    /// The API key's name that created it (`auth`); none when auth was off.
+    pub owner: Option<String>,
     /// The server node whose process runs this session's emulator.
     pub node: String,
     pub created_at: ChronoDateTimeUtc,
