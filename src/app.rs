@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use virserver_queue::{EventsConfig, JobQueue, MemoryQueue, QueueConfig, RedisEvents, RedisQueue};
 
+use crate::audit::Audit;
 use crate::auth::Keys;
 use crate::backend::Backends;
 use crate::boards;
@@ -23,6 +24,8 @@ pub struct App {
     pub store: Store,
     /// API keys and whether requests need one.
     pub keys: Keys,
+    /// Where every mutation is recorded.
+    pub audit: Audit,
     pub catalog: Arc<Catalog>,
     pub backends: Backends,
     pub sessions: Arc<SessionService>,
@@ -110,6 +113,7 @@ impl App {
         let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends, bus).await?;
         Ok(Arc::new(Self {
             keys: Keys::new(store.clone(), config.auth_mode()),
+            audit: Audit::new(store.clone(), config.node_name.clone()),
             config,
             store,
             catalog,

@@ -6,6 +6,7 @@
 //!   wiring. The only module that knows GraphQL.
 //! - [`auth`]: API keys, roles and ownership: who asks, and the one table of what each
 //!   root field needs, applied to every request.
+//! - [`audit`]: the append-only record of every mutation (`auditLog`, `virserver audit`).
 //! - [`sessions`]: the session service: lifecycle, power, programs, console ring buffer
 //!   and broadcast, supervision of emulator processes, reconciliation at start-up.
 //! - [`catalog`]: board templates (built-in files plus user ones in the database) and the
@@ -36,6 +37,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod bench;

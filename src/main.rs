@@ -37,6 +37,9 @@ enum Command {
     /// revoke.
     #[command(subcommand)]
     Keys(virserver::auth::cli::KeysCommand),
+    /// The audit log from the server's database: every mutation, who, on what, and how
+    /// it ended (`--format jsonl` for machines).
+    Audit(virserver::audit::AuditCommand),
     /// A Debug Adapter Protocol adapter on stdio (an editor's `debugAdapter`): launches
     /// or attaches to a session of the server and runs GDB's own DAP against it.
     Dap(virserver::dap::remote::DapCommand),
@@ -98,6 +101,10 @@ fn main() -> std::process::ExitCode {
         Command::Keys(command) => {
             init_logging("warn");
             run(virserver::auth::cli::run(command))
+        }
+        Command::Audit(command) => {
+            init_logging("warn");
+            run(virserver::audit::cli(command))
         }
         Command::Run(command) => {
             init_logging("warn");

@@ -234,7 +234,68 @@ async fn keys_roles_and_owners_over_http_websocket_and_the_cli() {
             .any(|l| l.starts_with("bob ") && l.contains("revoked")),
         "{listed}"
     );
-    server.terminate().await;
+
+    // The audit log: every mutation on the session, refusals included; an admin reads
+    // all of it, anyone else their own entries.
+    let log = "query($s: ID) { auditLog(sessionId: $s) { user operation sessionId outcome at arguments } }";
+    server.act_as(Some(&root));
+    let entries = server.query(log, json!({ "s": session })).await["auditLog"].clone();
+    let seen: Vec<(String, String, String)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |name: &str| e[name].as_str().unwrap().to_owned();
+            (field("user"), field("operation"), field("outcome"))
+        })
+        .collect();
+    for (user, operation, outcome) in [
+        ("ann", "uploadProgram", "ok"),
+        ("ann", "powerSession", "ok"),
+        ("bob", "powerSession", "NOT_FOUND"),
+        ("vic", "powerSession", "FORBIDDEN"),
+    ] {
+        let expected = (user.to_owned(), operation.to_owned(), outcome.to_owned());
+        assert!(seen.contains(&expected), "{expected:?} not in {seen:?}");
+    }
+    server.act_as(Some(&ann));
+    let own = server.query(log, json!({ "s": null })).await["auditLog"].clone();
+    let users: BTreeSet<&str> = own
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, BTreeSet::from(["ann"]), "{own}");
+    assert_eq!(server.terminate().await, Some(0));
+
+    // The log is in the database: `virserver audit` reads it with the server gone.
+    let output = Command::new(env!("CARGO_BIN_EXE_virserver"))
+        .args([
+            "audit",
+            "--format",
+            "jsonl",
+            "--since",
+            "1h",
+            "--session",
+            &session,
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), seen.len(), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|e| e["user"] == "bob" && e["outcome"] == "NOT_FOUND")
+    );
 }
 
 /// The type a `__Type` reference spells in a query (`ID!`, `[String!]!`).
@@ -638,5 +699,36 @@ async fn under_auth_gdb_and_dap_attach_only_through_a_ticket() {
         .expect("a DAP answer");
     assert_eq!(answer["command"], "initialize", "{answer}");
     assert_eq!(answer["success"], true, "{answer}");
+    server.terminate().await;
+}
+
+/// With auth off every entry is `local`; an operation whose entry cannot be written
+/// fails (here the table is dropped behind the server's back).
+#[tokio::test]
+async fn an_operation_that_cannot_be_audited_fails() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]).await;
+    let session = server.create_session("mps2-an385").await;
+    let log = server
+        .query("{ auditLog { user operation outcome } }", json!({}))
+        .await;
+    assert_eq!(
+        log["auditLog"],
+        json!([{ "user": "local", "operation": "createSession", "outcome": "ok" }])
+    );
+    let url = format!("sqlite://{}?mode=rw", data.join("virserver.db").display());
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    db.execute_unprepared("DROP TABLE audit_log").await.unwrap();
+    db.close().await.unwrap();
+    let response = server
+        .request(
+            "mutation($id: ID!) { deleteSession(id: $id) }",
+            json!({ "id": session }),
+        )
+        .await;
+    assert_eq!(code(&response), Some("INTERNAL"), "{response}");
+    assert!(response.to_string().contains("audit log"), "{response}");
     server.terminate().await;
 }

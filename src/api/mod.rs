@@ -3,6 +3,7 @@
 //! HTTP/WebSocket wiring (`http`). Resolvers translate between GraphQL and the services;
 //! they hold no state and make no decisions of their own.
 
+mod audit;
 mod boards;
 mod coverage;
 mod debug;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
+use super::audit::AuditQuery;
 use super::boards::{BoardMutation, BoardQuery};
 use super::coverage::CoverageQuery;
 use super::debug::{DebugMutation, DebugQuery};
@@ -27,6 +28,7 @@ pub struct QueryRoot(
     IdeQuery,
     SymbolicQuery,
     KeyQuery,
+    AuditQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -58,41 +58,93 @@ impl Extension for GuardExtension {
             && matches!(info.parent_type, "QueryRoot" | "MutationRoot")
             && !info.is_for_introspection
             && !info.name.starts_with("__");
-        if root {
-            let identity = ctx
-                .data_opt::<Identity>()
-                .cloned()
-                .unwrap_or(Identity::Unauthenticated("no identity"));
-            let Some(rule) = rules::find(info.parent_type, info.name) else {
-                return Err(coded_error(
-                    "FORBIDDEN",
-                    format!("{} has no authorization rule", info.name),
-                ));
-            };
-            let ids: Vec<(Target, String)> = {
-                let variables = self.variables.lock().unwrap_or_else(|p| p.into_inner());
-                rule.targets
-                    .iter()
-                    .filter_map(|target| {
-                        let value = info.field.get_argument(target.argument())?;
-                        let value = value
-                            .node
-                            .clone()
-                            .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
-                            .ok()?;
-                        match value {
-                            Value::String(id) => Some((*target, id)),
-                            _ => None,
-                        }
-                    })
-                    .collect()
-            };
-            let app = ctx.data_unchecked::<Arc<App>>();
-            if let Err(denied) = allowed(&app.store, &identity, rule, &ids).await {
-                return Err(coded_error(denied.code(), denied.to_string()));
-            }
+        if !root {
+            return next.run(ctx, info).await;
         }
-        next.run(ctx, info).await
+        let identity = ctx
+            .data_opt::<Identity>()
+            .cloned()
+            .unwrap_or(Identity::Unauthenticated("no identity"));
+        let Some(rule) = rules::find(info.parent_type, info.name) else {
+            return Err(coded_error(
+                "FORBIDDEN",
+                format!("{} has no authorization rule", info.name),
+            ));
+        };
+        // The field's arguments with the request's variables put in.
+        let arguments: Vec<(String, Value)> = {
+            let variables = self.variables.lock().unwrap_or_else(|p| p.into_inner());
+            info.field
+                .arguments
+                .iter()
+                .filter_map(|(name, value)| {
+                    let value = value
+                        .node
+                        .clone()
+                        .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
+                        .ok()?;
+                    Some((name.node.to_string(), value))
+                })
+                .collect()
+        };
+        let ids: Vec<(Target, String)> = rule
+            .targets
+            .iter()
+            .filter_map(|target| {
+                match arguments.iter().find(|(name, _)| name == target.argument()) {
+                    Some((_, Value::String(id))) => Some((*target, id.clone())),
+                    _ => None,
+                }
+            })
+            .collect();
+        let app = ctx.data_unchecked::<Arc<App>>();
+        let (field, is_mutation) = (info.name, info.parent_type == "MutationRoot");
+        let result = match allowed(&app.store, &identity, rule, &ids).await {
+            Ok(()) => next.run(ctx, info).await,
+            Err(denied) => Err(coded_error(denied.code(), denied.to_string())),
+        };
+        if !is_mutation {
+            return result;
+        }
+        // Every mutation is recorded, refused ones too; without its record it fails.
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => error
+                .extensions
+                .as_ref()
+                .and_then(|extensions| match extensions.get("code") {
+                    Some(Value::String(code)) => Some(code.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "ERROR".to_owned()),
+        };
+        let id_of = |wanted: fn(&Target) -> bool| {
+            ids.iter()
+                .find(|(target, _)| wanted(target))
+                .map(|(_, id)| id.clone())
+        };
+        let entry = crate::audit::Entry {
+            identity: &identity,
+            operation: field,
+            session_id: id_of(|t| matches!(t, Target::Session(_))),
+            job_id: id_of(|t| matches!(t, Target::Job(_))),
+            arguments: serde_json::Value::Object(
+                arguments
+                    .into_iter()
+                    .filter_map(|(name, value)| Some((name, value.into_json().ok()?)))
+                    .collect(),
+            ),
+            outcome: &outcome,
+        };
+        if let Err(error) = app.audit.record(entry).await {
+            tracing::error!(%error, operation = field, "the audit log cannot be written");
+            return Err(coded_error(
+                "INTERNAL",
+                "the operation ran, but the audit log cannot be written; see the server log"
+                    .to_owned(),
+            ));
+        }
+        result
     }
 }
 

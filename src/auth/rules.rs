@@ -71,6 +71,8 @@ pub const QUERIES: &[Rule] = &[
     rule("locals", Read, SESSION_ID),
     rule("evaluate", Read, SESSION_ID),
     rule("apiKeys", Admin, &[]),
+    // Everyone but an admin reads only their own entries (the resolver filters).
+    rule("auditLog", Read, &[Session("sessionId"), Job("jobId")]),
 ];
 
 pub const MUTATIONS: &[Rule] = &[

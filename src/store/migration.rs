@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004TimeControl),
             Box::new(M0005Hibernation),
             Box::new(M0006Tenancy),
+            Box::new(M0007Audit),
         ]
     }
 }
@@ -622,6 +623,67 @@ impl MigrationTrait for M0006Tenancy {
         }
         manager
             .drop_table(Table::drop().table(ApiKeys::Table).if_exists().to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum AuditLog {
+    Table,
+    Seq,
+    At,
+    Node,
+    User,
+    Operation,
+    SessionId,
+    JobId,
+    Arguments,
+    Outcome,
+}
+
+/// The audit log: one row per operation, appended, never changed.
+struct M0007Audit;
+
+impl MigrationName for M0007Audit {
+    fn name(&self) -> &str {
+        "m0007_audit"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0007Audit {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuditLog::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(AuditLog::Seq))
+                    .col(timestamp_with_time_zone(AuditLog::At))
+                    .col(string(AuditLog::Node))
+                    .col(string(AuditLog::User))
+                    .col(string(AuditLog::Operation))
+                    .col(string_null(AuditLog::SessionId))
+                    .col(string_null(AuditLog::JobId))
+                    .col(text(AuditLog::Arguments))
+                    .col(string(AuditLog::Outcome))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("audit_log_session")
+                    .table(AuditLog::Table)
+                    .col(AuditLog::SessionId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuditLog::Table).if_exists().to_owned())
             .await
     }
 }

@@ -2,6 +2,7 @@
 //! default, PostgreSQL by URL), applies migrations on start, and offers plain records and
 //! small, named operations to the services above it.
 
+mod audit;
 mod entities;
 mod jobs;
 mod keys;
@@ -24,6 +25,7 @@ pub use entities::session_event::Model as SessionEventRecord;
 
 use entities::{board_template, program, recording, session, session_event, snapshot};
 
+pub use audit::{AuditFilter, AuditRecord};
 pub use jobs::{JobEnd, JobRecord, TERMINAL_STATES};
 pub use keys::ApiKeyRecord;
 pub use recordings::RecordingRecord;

@@ -2,6 +2,7 @@
 //! sees the plain records that `store` returns.
 
 pub mod api_key;
+pub mod audit_entry;
 pub mod blob;
 pub mod board_template;
 pub mod job;
