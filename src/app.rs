@@ -80,6 +80,10 @@ impl App {
                 snapshot_quota_bytes: config.snapshot_quota_bytes,
                 node: config.node_name.clone(),
                 gdb_listen: config.gdb_listen,
+                quotas: crate::sessions::Quotas {
+                    sessions_per_user: config.max_sessions_per_user,
+                    powered_per_user: config.max_powered_sessions,
+                },
                 access: crate::debugger::ClientAccess {
                     raw_monitor: config.allow_raw_monitor,
                     tickets_only: config.auth_mode() == crate::auth::AuthMode::Required,

@@ -97,6 +97,13 @@ pub struct Config {
     /// Whether requests need an API key (`auth`); `None` until [`Config::load`] decides
     /// from the listen address: off on loopback, refused elsewhere unless given.
     pub auth: Option<AuthMode>,
+    /// Sessions one user may have (`sessions::quota`); `None`: no limit.
+    pub max_sessions_per_user: Option<u64>,
+    /// Powered sessions one user may have at once; `None`: no limit.
+    pub max_powered_sessions: Option<u64>,
+    /// GraphQL requests per second one user may send (a burst of as many); `None`: no
+    /// limit.
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for Config {
@@ -122,6 +129,9 @@ impl Default for Config {
             confinement: ConfinementMode::On,
             gdb_path: None,
             auth: None,
+            max_sessions_per_user: None,
+            max_powered_sessions: None,
+            rate_limit: None,
         }
     }
 }
@@ -160,6 +170,9 @@ pub struct ConfigFile {
     pub confinement: Option<ConfinementMode>,
     pub gdb_path: Option<PathBuf>,
     pub auth: Option<AuthMode>,
+    pub max_sessions_per_user: Option<u64>,
+    pub max_powered_sessions: Option<u64>,
+    pub rate_limit: Option<u32>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -242,6 +255,16 @@ pub struct ConfigOverrides {
     /// loopback listen address; elsewhere the server refuses to start until one is given.
     #[arg(long, env = "VIRSERVER_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
+    /// Sessions one user (API key; `local` with auth off) may have. Default: no limit.
+    #[arg(long, env = "VIRSERVER_MAX_SESSIONS_PER_USER")]
+    pub max_sessions_per_user: Option<u64>,
+    /// Powered sessions (emulators) one user may have at once. Default: no limit.
+    #[arg(long, env = "VIRSERVER_MAX_POWERED_SESSIONS")]
+    pub max_powered_sessions: Option<u64>,
+    /// GraphQL requests per second one user may send, in bursts of as many; more get
+    /// LIMIT_EXCEEDED (HTTP 429). Default: no limit.
+    #[arg(long, env = "VIRSERVER_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -309,6 +332,9 @@ impl Config {
         set(&mut self.confinement, file.confinement);
         set_opt(&mut self.gdb_path, file.gdb_path);
         set_opt(&mut self.auth, file.auth);
+        set_opt(&mut self.max_sessions_per_user, file.max_sessions_per_user);
+        set_opt(&mut self.max_powered_sessions, file.max_powered_sessions);
+        set_opt(&mut self.rate_limit, file.rate_limit);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -337,6 +363,15 @@ impl Config {
         set(&mut self.confinement, overrides.confinement);
         set_opt(&mut self.gdb_path, overrides.gdb_path.clone());
         set_opt(&mut self.auth, overrides.auth);
+        set_opt(
+            &mut self.max_sessions_per_user,
+            overrides.max_sessions_per_user,
+        );
+        set_opt(
+            &mut self.max_powered_sessions,
+            overrides.max_powered_sessions,
+        );
+        set_opt(&mut self.rate_limit, overrides.rate_limit);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

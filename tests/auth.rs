@@ -23,16 +23,6 @@ fn keys(data: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// `virserver keys create`; the token from the last line of its output.
-fn create_key(data: &Path, name: &str, role: &str) -> String {
-    let output = keys(data, &["create", "--name", name, "--role", role]);
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let token = stdout.lines().last().unwrap().to_owned();
-    assert!(token.starts_with("vsk_") && token.len() > 60, "{stdout}");
-    token
-}
-
 /// The first error's code of a response (`None` when it succeeded).
 fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
@@ -52,8 +42,8 @@ fn refusal(message: &Value) -> Option<&str> {
 async fn keys_roles_and_owners_over_http_websocket_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let root = create_key(&data, "root", "admin");
-    let ann = create_key(&data, "ann", "operator");
+    let root = common::create_key(&data, "root", "admin");
+    let ann = common::create_key(&data, "ann", "operator");
     let again = keys(&data, &["create", "--name", "ann", "--role", "viewer"]);
     assert_eq!(again.status.code(), Some(1), "a name is never given twice");
     let server = Server::start(&data, &["--auth", "required"]).await;
@@ -464,10 +454,10 @@ async fn call(server: &Server, operation: &str, field: &Value, ids: &Ids) -> Opt
 async fn every_mutation_and_subscription_answers_each_role_with_its_code() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let root = create_key(&data, "root", "admin");
-    let ann = create_key(&data, "ann", "operator");
-    let bob = create_key(&data, "bob", "operator");
-    let vic = create_key(&data, "vic", "viewer");
+    let root = common::create_key(&data, "root", "admin");
+    let ann = common::create_key(&data, "ann", "operator");
+    let bob = common::create_key(&data, "bob", "operator");
+    let vic = common::create_key(&data, "vic", "viewer");
     let server = Server::start(&data, &["--auth", "required"]).await;
 
     // What ann owns: a paused session with a snapshot, and a job.
@@ -626,7 +616,7 @@ async fn dap_round_trip(socket: &mut tokio::net::TcpStream, request: Value) -> O
 async fn under_auth_gdb_and_dap_attach_only_through_a_ticket() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let ann = create_key(&data, "ann", "operator");
+    let ann = common::create_key(&data, "ann", "operator");
     let server = Server::start(&data, &["--auth", "required"]).await;
     server.act_as(Some(&ann));
     let session = server.create_session("mps2-an385").await;

@@ -75,6 +75,7 @@ fn session_error(error: SessionError) -> Error {
         SessionError::BadInput(_) => "BAD_INPUT",
         SessionError::Unsupported(_) => "UNSUPPORTED",
         SessionError::TooLarge { .. } => "TOO_LARGE",
+        SessionError::LimitExceeded(_) => "LIMIT_EXCEEDED",
         SessionError::Program(inner) => return program_error(inner),
         SessionError::Backend(inner) => return backend_error(inner),
         SessionError::Catalog(inner) => return catalog_error(inner),
@@ -188,9 +189,10 @@ pub fn to_graphql(error: impl Into<ApiError>) -> Error {
 }
 
 /// Gives a code to the errors async-graphql produces itself (parse and validation
-/// failures, argument coercion), so that every error a client sees has one: errors
-/// before execution (no path) are GRAPHQL_VALIDATION_FAILED; uncoded errors inside
-/// execution come from coercing client values, so they are BAD_USER_INPUT.
+/// failures, argument coercion), so that every error a client sees has one: a query
+/// past the depth or complexity limit is LIMIT_EXCEEDED; other errors before execution
+/// (no path) are GRAPHQL_VALIDATION_FAILED; uncoded errors inside execution come from
+/// coercing client values, so they are BAD_USER_INPUT.
 pub struct ErrorCodes;
 
 impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
@@ -225,7 +227,14 @@ fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response 
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
-            let code = if error.path.is_empty() {
+            // The schema's depth and complexity limits (`schema.rs`).
+            let limit = matches!(
+                error.message.as_str(),
+                "Query is too complex." | "Query is nested too deep."
+            );
+            let code = if limit {
+                "LIMIT_EXCEEDED"
+            } else if error.path.is_empty() {
                 "GRAPHQL_VALIDATION_FAILED"
             } else {
                 "BAD_USER_INPUT"

@@ -28,22 +28,29 @@ use futures_util::TryStreamExt;
 use serde_json::json;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
+use super::rate::RateLimiter;
 use super::schema::AppSchema;
 use crate::app::App;
 use crate::auth::{Identity, Need, decide};
 
-#[derive(Clone)]
 struct HttpState {
     schema: AppSchema,
     app: Arc<App>,
+    /// `--rate-limit`, when set.
+    limiter: Option<RateLimiter>,
 }
 
 pub fn router(schema: AppSchema, app: Arc<App>) -> Router {
+    let limiter = app.config.rate_limit.map(RateLimiter::new);
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/programs/{id}", get(program_file))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Arc::new(HttpState { schema, app }))
+        .with_state(Arc::new(HttpState {
+            schema,
+            app,
+            limiter,
+        }))
 }
 
 /// The caller of an HTTP request, from its `Authorization` header.
@@ -127,6 +134,19 @@ async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> 
         return too_large();
     }
     let identity = identity(&state, request.headers()).await;
+    if let Some(limiter) = &state.limiter
+        && !limiter.allow(identity.user())
+    {
+        return request_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LIMIT_EXCEEDED",
+            format!(
+                "{} sent more than {} requests in a second (--rate-limit)",
+                identity.user(),
+                limiter.per_second()
+            ),
+        );
+    }
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -13,6 +13,7 @@ pub mod http;
 mod ide;
 mod jobs;
 mod keys;
+mod rate;
 mod recordings;
 pub mod schema;
 mod sessions;

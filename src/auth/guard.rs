@@ -118,9 +118,11 @@ impl Extension for GuardExtension {
                 })
                 .unwrap_or_else(|| "ERROR".to_owned()),
         };
+        // Only ids the server made go to their columns; any other text (a NUL byte,
+        // which PostgreSQL refuses in text) stays in the arguments, escaped as JSON.
         let id_of = |wanted: fn(&Target) -> bool| {
             ids.iter()
-                .find(|(target, _)| wanted(target))
+                .find(|(target, id)| wanted(target) && is_record_id(id))
                 .map(|(_, id)| id.clone())
         };
         let entry = crate::audit::Entry {

@@ -48,6 +48,9 @@ impl SessionService {
             Boot::Restore(image) => (Some(image), None, false),
             Boot::Wake { image, listener } => (Some(image), listener, true),
         };
+        if !woken {
+            self.quotas.check_power_on(&self.store, record).await?;
+        }
         let halted = halted || restore.is_some();
         let program = self.program(program_id).await?;
         let board = self.catalog.board(&record.board_id).await?.board;

@@ -22,6 +22,7 @@ mod debugging;
 mod hibernation;
 mod launch;
 mod programs;
+mod quota;
 mod recording;
 mod snapshots;
 mod state;
@@ -44,6 +45,7 @@ pub use uart::{UartChunk, UartLog, follow, next_live};
 
 use bus::{BUS_CHANNEL, BusMessage, SessionBus};
 use launch::Boot;
+pub use quota::Quotas;
 use supervisor::record_state;
 
 use crate::backend::{BackendError, BackendKind, Backends, Collector, Machine};
@@ -82,6 +84,9 @@ pub enum SessionError {
         size: u64,
         limit: u64,
     },
+    /// A quota (`quota.rs`) would be passed.
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error(transparent)]
     Program(#[from] ProgramError),
     #[error(transparent)]
@@ -221,6 +226,7 @@ pub struct SessionService {
     node: String,
     gdb_listen: std::net::IpAddr,
     access: crate::debugger::ClientAccess,
+    quotas: Quotas,
     bus: Option<Arc<SessionBus>>,
     /// Event channels of other nodes' sessions, fed from the bus.
     remote_events: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,
@@ -239,6 +245,8 @@ pub struct ServiceConfig {
     /// GDB clients' `monitor` commands outside the gateway's allow-list reach QEMU's
     /// monitor (checked by `config::check_raw_monitor`); tickets only under auth.
     pub access: crate::debugger::ClientAccess,
+    /// Per-user limits on sessions and powered sessions.
+    pub quotas: Quotas,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
     /// How many bytes of snapshot images one session may keep.
@@ -270,6 +278,7 @@ impl SessionService {
             node: config.node,
             gdb_listen: config.gdb_listen,
             access: config.access,
+            quotas: config.quotas,
             remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
             tracker,
@@ -494,6 +503,9 @@ impl SessionService {
                 "name must be 1 to 200 characters".into(),
             ));
         }
+        self.quotas
+            .check_create(&self.store, owner.as_deref())
+            .await?;
         let board = self.catalog.board(board_id).await?.board;
         let backend_impl = self
             .backends

@@ -140,6 +140,31 @@ impl Store {
             .map_err(query("reading a session"))
     }
 
+    /// How many sessions `owner` has (`None`: the ones without an owner), optionally
+    /// only in `states`, not counting `except`.
+    pub async fn count_sessions(
+        &self,
+        owner: Option<&str>,
+        states: Option<&[&str]>,
+        except: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        let mut select = session::Entity::find().filter(match owner {
+            Some(owner) => session::Column::Owner.eq(owner),
+            None => session::Column::Owner.is_null(),
+        });
+        if let Some(states) = states {
+            select = select.filter(session::Column::State.is_in(states.iter().copied()));
+        }
+        if let Some(except) = except {
+            select = select.filter(session::Column::Id.ne(except));
+        }
+        select
+            .count(&self.db)
+            .await
+            .map_err(query("counting sessions"))
+    }
+
     pub async fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
         session::Entity::find()
             .order_by_asc(session::Column::CreatedAt)

@@ -20,6 +20,21 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `virserver keys create` on `data_dir`'s database; the token from its last line.
+pub fn create_key(data_dir: &Path, name: &str, role: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_virserver"))
+        .args(["keys", "create", "--name", name, "--role", role])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().to_owned();
+    assert!(token.starts_with("vsk_") && token.len() > 60, "{stdout}");
+    token
+}
+
 pub fn firmware(name: &str) -> PathBuf {
     repo().join("examples/firmware/bin").join(name)
 }
