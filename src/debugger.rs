@@ -194,19 +194,30 @@ impl Debugger {
     /// through the API (under tenancy, a user trusted with one session), and raw HMP
     /// would give them the host. Raw access is a local developer's mode, whose clients
     /// connect to the loopback endpoint directly.
-    pub async fn create_ticket(&self, ttl: Duration) -> Result<SocketAddr, DebuggerError> {
+    pub async fn create_ticket(
+        &self,
+        ttl: Duration,
+        user: &str,
+    ) -> Result<SocketAddr, DebuggerError> {
         if self.raw_monitor {
             return Err(DebuggerError::TicketsWithRawMonitor);
         }
-        Ok(self.gateway.create_ticket(ttl).await?)
+        Ok(self
+            .gateway
+            .create_ticket(ttl, Some(user.to_owned()))
+            .await?)
     }
 
     /// Where one of the server's own GDBs (a DAP bridge's, the symbolic API's) attaches:
     /// the gateway's endpoint, or, when that takes tickets only, a ticket of its own
     /// (used at once: the GDB is started with it).
-    pub async fn server_client_address(&self) -> Result<SocketAddr, DebuggerError> {
+    /// `user` names it in the gateway's status.
+    pub async fn server_client_address(&self, user: &str) -> Result<SocketAddr, DebuggerError> {
         if self.tickets_only {
-            Ok(self.gateway.create_ticket(SERVER_CLIENT_TICKET).await?)
+            Ok(self
+                .gateway
+                .create_ticket(SERVER_CLIENT_TICKET, Some(user.to_owned()))
+                .await?)
         } else {
             Ok(self.gateway.address())
         }

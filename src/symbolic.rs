@@ -227,7 +227,7 @@ async fn start(locator: &GdbLocator, debugger: &Debugger) -> Result<MiProcess, S
         .await
         .map_err(|error| SymbolicError::NoSymbols(error.to_string()))?;
     let address = debugger
-        .server_client_address()
+        .server_client_address("the symbolic API")
         .await
         .map_err(|error| SymbolicError::Failed(error.to_string()))?;
     let gateway = reachable(address);

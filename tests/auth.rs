@@ -654,10 +654,17 @@ async fn under_auth_gdb_and_dap_attach_only_through_a_ticket() {
     let through = common::gdb_batch(
         "ticker-mps2-an385.elf",
         ticket["address"].as_str().unwrap(),
-        &["info registers pc"],
+        &["info registers pc", "monitor virserver status"],
     )
     .await;
     assert!(reached(&through), "{through:?}");
+    // The ticket's user is the client's name in the gateway's status.
+    let status = format!(
+        "{}{}",
+        String::from_utf8_lossy(&through.stdout),
+        String::from_utf8_lossy(&through.stderr)
+    );
+    assert!(status.contains(" user ann "), "{status}");
 
     // The symbolic API's GDB is the server's own: it gets a ticket of its own.
     let frames = server

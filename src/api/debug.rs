@@ -386,7 +386,10 @@ impl DebugMutation {
             .ok_or_else(|| coded("BAD_INPUT", "ttlSeconds must be 1 to 3600"))?;
         let debugger = debugger(ctx, &session_id).await?;
         let address = debugger
-            .create_ticket(Duration::from_secs(ttl))
+            .create_ticket(
+                Duration::from_secs(ttl),
+                crate::auth::guard::identity(ctx).user(),
+            )
             .await
             .map_err(debug_error)?;
         let dap_address = match app(ctx)

@@ -186,7 +186,7 @@ impl DapEndpoints {
             tracing::info!(session = %session_id, %reason, "DAP client refused");
         };
         let address = match self.sessions.debugger(session_id).await {
-            Ok(debugger) => match debugger.server_client_address().await {
+            Ok(debugger) => match debugger.server_client_address("a DAP editor").await {
                 Ok(address) => address,
                 Err(error) => return refused(&error),
             },

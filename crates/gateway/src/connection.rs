@@ -246,7 +246,7 @@ pub(crate) async fn run_listener(
                 tracing::info!(%peer, "connection refused: this endpoint takes attach tickets only");
                 drop(stream);
             }
-            Ok((stream, peer)) => driver.accept(stream, peer),
+            Ok((stream, peer)) => driver.accept(stream, peer, None),
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -255,11 +255,13 @@ pub(crate) async fn run_listener(
     }
 }
 
-/// A ticket: accepts exactly one client within `ttl`, then closes.
+/// A ticket: accepts exactly one client within `ttl`, then closes; the client is
+/// shown as `user`'s.
 pub(crate) async fn run_ticket(
     driver: Arc<Driver>,
     listener: TcpListener,
     ttl: Duration,
+    user: Option<String>,
     cancel: CancellationToken,
 ) {
     let address = listener.local_addr().ok();
@@ -274,8 +276,8 @@ pub(crate) async fn run_ticket(
     drop(listener);
     match accepted {
         Ok((stream, peer)) => {
-            tracing::info!(?address, %peer, "ticket used");
-            driver.accept(stream, peer);
+            tracing::info!(?address, %peer, ?user, "ticket used");
+            driver.accept(stream, peer, user.as_deref());
         }
         Err(error) => tracing::warn!(%error, "ticket accept failed"),
     }

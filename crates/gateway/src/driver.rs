@@ -125,7 +125,13 @@ impl Driver {
     }
 
     /// A new client connection (from the listener or a ticket).
-    pub(crate) fn accept(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+    /// `user`: whom the ticket it came through was issued to, shown with its address.
+    pub(crate) fn accept(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        user: Option<&str>,
+    ) {
         if self.cancel.is_cancelled() {
             return;
         }
@@ -157,7 +163,10 @@ impl Driver {
         );
         state.mux.handle(Input::ClientConnected {
             client,
-            peer: peer.to_string(),
+            peer: match user {
+                Some(user) => format!("{peer} user {user}"),
+                None => peer.to_string(),
+            },
             since: SystemTime::now(),
         });
         self.execute(&mut state);

@@ -161,8 +161,14 @@ impl Gateway {
     }
 
     /// Opens a one-time listener on the gateway's address with a new port:
-    /// it accepts a single connection within `ttl`, then closes.
-    pub async fn create_ticket(&self, ttl: Duration) -> Result<SocketAddr, GatewayError> {
+    /// it accepts a single connection within `ttl`, then closes. The client
+    /// is listed (status, `monitor virserver status`) with `user`, whom the
+    /// ticket was issued to.
+    pub async fn create_ticket(
+        &self,
+        ttl: Duration,
+        user: Option<String>,
+    ) -> Result<SocketAddr, GatewayError> {
         if self.cancel.is_cancelled() {
             return Err(GatewayError::Closed);
         }
@@ -176,6 +182,7 @@ impl Gateway {
             self.driver.clone(),
             listener,
             ttl,
+            user,
             self.cancel.clone(),
         ));
         Ok(address)

@@ -13,7 +13,7 @@
 //! api.halt().await?;
 //! let registers = api.registers().await?;
 //! api.resume().await?;
-//! let one_time = gateway.create_ticket(Duration::from_secs(30)).await?;
+//! let one_time = gateway.create_ticket(Duration::from_secs(30), Some("ann".into())).await?;
 //! # let _ = (registers, one_time);
 //! gateway.shutdown().await;
 //! # Ok(()) }

@@ -98,7 +98,8 @@ pub enum RunState {
 pub struct ClientStatus {
     /// The gateway's number for it.
     pub id: u64,
-    /// Its peer address.
+    /// Its peer address, and `user NAME` when it came through a ticket issued
+    /// to NAME.
     pub peer: String,
     /// When it connected.
     pub since: SystemTime,

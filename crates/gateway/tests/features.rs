@@ -119,7 +119,7 @@ async fn a_ticket_accepts_exactly_one_connection() {
     let qemu = start_qemu(TICKER).await;
     let gateway = start_gateway(&qemu).await;
     let ticket = gateway
-        .create_ticket(Duration::from_secs(10))
+        .create_ticket(Duration::from_secs(10), Some("ann".into()))
         .await
         .unwrap();
     assert_ne!(ticket, gateway.address());
@@ -132,12 +132,17 @@ async fn a_ticket_accepts_exactly_one_connection() {
     );
     // An unused ticket expires.
     let unused = gateway
-        .create_ticket(Duration::from_millis(100))
+        .create_ticket(Duration::from_millis(100), None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(TcpStream::connect(unused).await.is_err());
     assert_eq!(gateway.status().clients.len(), 1);
+    assert!(
+        gateway.status().clients[0].peer.ends_with(" user ann"),
+        "{:?}",
+        gateway.status().clients
+    );
     gateway.shutdown().await;
 }
 
