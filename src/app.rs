@@ -69,6 +69,7 @@ impl App {
             )),
             None => None,
         };
+        let audit = Audit::new(store.clone(), config.node_name.clone());
         let sessions = Arc::new(SessionService::new(
             store.clone(),
             catalog.clone(),
@@ -80,6 +81,7 @@ impl App {
                 snapshot_quota_bytes: config.snapshot_quota_bytes,
                 node: config.node_name.clone(),
                 gdb_listen: config.gdb_listen,
+                audit: audit.clone(),
                 quotas: crate::sessions::Quotas {
                     sessions_per_user: config.max_sessions_per_user,
                     powered_per_user: config.max_powered_sessions,
@@ -117,7 +119,7 @@ impl App {
         let jobs = start_jobs(&config, &store, &sessions, &catalog, &backends, bus).await?;
         Ok(Arc::new(Self {
             keys: Keys::new(store.clone(), config.auth_mode()),
-            audit: Audit::new(store.clone(), config.node_name.clone()),
+            audit,
             config,
             store,
             catalog,

@@ -4,15 +4,20 @@
 //! has no update or delete), so they survive restarts and nothing in the API changes
 //! them; a failing write fails the operation.
 //!
-//! The guard (`auth::guard`) writes the entry after each root mutation resolves. Read
+//! The guard (`auth::guard`) writes the entry after each root mutation resolves; each
+//! session's gateway reports its GDB clients' operations (`gdb.attach`, `gdb.halt`,
+//! `gdb.memoryWrite`, ...: `virserver_gateway::AuditSink`), which a writer task appends
+//! with the user of the client's attach ticket (`local` for a plain connection). Read
 //! back with `auditLog` (admins everything, others their own entries) or `virserver
-//! audit`. GDB clients' operations through the gateway are not recorded yet.
+//! audit`.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::auth::Identity;
+use tokio::sync::mpsc;
+use virserver_gateway::{AuditSink, GatewayOperation};
+
 use crate::config::{Config, ConfigOverrides};
 use crate::store::{AuditFilter, AuditRecord, Store, StoreError};
 
@@ -24,11 +29,14 @@ const MAX_TEXT: usize = 200;
 pub struct Audit {
     store: Store,
     node: String,
+    /// GDB clients' operations, from the gateways' threads to the writer task.
+    gateway: mpsc::UnboundedSender<(String, GatewayOperation)>,
 }
 
 /// One operation to record.
 pub struct Entry<'a> {
-    pub identity: &'a Identity,
+    /// The API key's name, or `local`.
+    pub user: &'a str,
     pub operation: &'a str,
     pub session_id: Option<String>,
     pub job_id: Option<String>,
@@ -37,8 +45,49 @@ pub struct Entry<'a> {
 }
 
 impl Audit {
+    /// The log, with a task that writes what the gateways report (it ends when the
+    /// last clone of this is dropped).
     pub fn new(store: Store, node: String) -> Self {
-        Self { store, node }
+        let (gateway, mut reported) = mpsc::unbounded_channel::<(String, GatewayOperation)>();
+        let audit = Self {
+            store,
+            node,
+            gateway,
+        };
+        let writer = Self {
+            gateway: mpsc::unbounded_channel().0,
+            ..audit.clone()
+        };
+        tokio::spawn(async move {
+            while let Some((session_id, operation)) = reported.recv().await {
+                let entry = Entry {
+                    user: operation.user.as_deref().unwrap_or("local"),
+                    operation: operation.operation,
+                    session_id: Some(session_id),
+                    job_id: None,
+                    arguments: serde_json::json!({
+                        "client": operation.client,
+                        "detail": operation.detail,
+                    }),
+                    outcome: "ok",
+                };
+                if let Err(error) = writer.record(entry).await {
+                    tracing::error!(%error, "a GDB client's operation is not in the audit log");
+                }
+            }
+        });
+        audit
+    }
+
+    /// Where a session's gateway reports its clients' operations (`gdb.halt`, ...):
+    /// queued, written in order by the writer task. The operation has happened by
+    /// then, so a failing write is logged, not answered.
+    pub fn gateway_sink(&self, session_id: &str) -> AuditSink {
+        let queue = self.gateway.clone();
+        let session_id = session_id.to_owned();
+        AuditSink(std::sync::Arc::new(move |operation| {
+            let _ = queue.send((session_id.clone(), operation));
+        }))
     }
 
     pub async fn record(&self, entry: Entry<'_>) -> Result<(), StoreError> {
@@ -47,7 +96,7 @@ impl Audit {
                 seq: 0,
                 at: Utc::now(),
                 node: self.node.clone(),
-                user: entry.identity.user().to_owned(),
+                user: entry.user.to_owned(),
                 operation: entry.operation.to_owned(),
                 session_id: entry.session_id,
                 job_id: entry.job_id,

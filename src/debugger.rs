@@ -152,6 +152,7 @@ impl Debugger {
         stub: &Path,
         listener: std::net::TcpListener,
         access: ClientAccess,
+        audit: Option<virserver_gateway::AuditSink>,
         board: &BoardTemplate,
         elf: PathBuf,
         semihosting: Option<SemihostingConfig>,
@@ -162,6 +163,7 @@ impl Debugger {
         config.semihosting = semihosting;
         config.raw_monitor = access.raw_monitor;
         config.tickets_only = access.tickets_only;
+        config.audit = audit;
         Ok(Self {
             gateway: Gateway::start_on(config, listener).await?,
             raw_monitor: access.raw_monitor,

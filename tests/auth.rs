@@ -665,6 +665,37 @@ async fn under_auth_gdb_and_dap_attach_only_through_a_ticket() {
         String::from_utf8_lossy(&through.stderr)
     );
     assert!(status.contains(" user ann "), "{status}");
+    // ...and its operations are in the audit log under that user.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = server
+            .query(
+                "query($s: ID) { auditLog(sessionId: $s) { user operation arguments } }",
+                json!({ "s": session }),
+            )
+            .await["auditLog"]
+            .clone();
+        let gdb: Vec<&str> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["user"] == "ann")
+            .filter_map(|e| e["operation"].as_str())
+            .filter(|op| op.starts_with("gdb."))
+            .collect();
+        if gdb.contains(&"gdb.detach") {
+            assert!(
+                gdb.contains(&"gdb.attach") && gdb.contains(&"gdb.monitor"),
+                "{log}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no GDB operations in {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // The symbolic API's GDB is the server's own: it gets a ticket of its own.
     let frames = server

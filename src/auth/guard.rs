@@ -126,7 +126,7 @@ impl Extension for GuardExtension {
                 .map(|(_, id)| id.clone())
         };
         let entry = crate::audit::Entry {
-            identity: &identity,
+            user: identity.user(),
             operation: field,
             session_id: id_of(|t| matches!(t, Target::Session(_))),
             job_id: id_of(|t| matches!(t, Target::Job(_))),

@@ -138,6 +138,7 @@ impl SessionService {
                         &stub,
                         listener,
                         self.access,
+                        Some(self.audit.gateway_sink(&record.id)),
                         &board,
                         program_path,
                         semihosting,

@@ -227,6 +227,8 @@ pub struct SessionService {
     gdb_listen: std::net::IpAddr,
     access: crate::debugger::ClientAccess,
     quotas: Quotas,
+    /// Where the gateways report GDB clients' operations.
+    audit: crate::audit::Audit,
     bus: Option<Arc<SessionBus>>,
     /// Event channels of other nodes' sessions, fed from the bus.
     remote_events: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,
@@ -247,6 +249,7 @@ pub struct ServiceConfig {
     pub access: crate::debugger::ClientAccess,
     /// Per-user limits on sessions and powered sessions.
     pub quotas: Quotas,
+    pub audit: crate::audit::Audit,
     pub uart_replay_bytes: usize,
     pub max_upload_bytes: u64,
     /// How many bytes of snapshot images one session may keep.
@@ -279,6 +282,7 @@ impl SessionService {
             gdb_listen: config.gdb_listen,
             access: config.access,
             quotas: config.quotas,
+            audit: config.audit,
             remote_events: Mutex::new(HashMap::new()),
             runtimes: Mutex::new(HashMap::new()),
             tracker,

@@ -44,6 +44,9 @@ pub struct GatewayConfig {
     ///
     /// [`Gateway::create_ticket`]: crate::Gateway::create_ticket
     pub tickets_only: bool,
+    /// Told of every client operation an audit log records (attach, halt,
+    /// resume, step, writes, breakpoints, monitor commands); `None`: nobody.
+    pub audit: Option<crate::AuditSink>,
 }
 
 impl GatewayConfig {
@@ -59,6 +62,7 @@ impl GatewayConfig {
             raw_monitor: false,
             semihosting: None,
             tickets_only: false,
+            audit: None,
         }
     }
 }

@@ -54,6 +54,9 @@ struct State {
     next_request: u64,
     /// Answers the guest's File-I/O calls.
     semihosting: Semihosting,
+    /// Whom each ticket client's ticket was issued to, for the audit sink; kept
+    /// until its `gdb.detach` is reported.
+    users: HashMap<ClientId, String>,
 }
 
 /// The mux and its sockets. See the [module doc](self).
@@ -96,6 +99,7 @@ impl Driver {
                 next_client: 0,
                 next_request: 0,
                 semihosting,
+                users: HashMap::new(),
             }),
             config,
             stops,
@@ -161,6 +165,9 @@ impl Driver {
                 stop_reading,
             },
         );
+        if let Some(user) = user {
+            state.users.insert(client, user.to_owned());
+        }
         state.mux.handle(Input::ClientConnected {
             client,
             peer: match user {
@@ -304,6 +311,21 @@ impl Driver {
                             () = tokio::time::sleep(after) => driver.feed(Input::Wake),
                         }
                     });
+                }
+                Action::Audit(operation) => {
+                    let user = if operation.operation == "gdb.detach" {
+                        state.users.remove(&operation.client)
+                    } else {
+                        state.users.get(&operation.client).cloned()
+                    };
+                    if let Some(sink) = &self.config.audit {
+                        (sink.0)(crate::GatewayOperation {
+                            client: operation.client.0,
+                            user,
+                            operation: operation.operation,
+                            detail: operation.detail,
+                        });
+                    }
                 }
                 Action::HostCall(call) => {
                     let reply = state.semihosting.call(call);

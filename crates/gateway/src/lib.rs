@@ -128,6 +128,7 @@
 //!   queues are bounded and a client that cannot keep up is disconnected.
 //! - No panic on peer input: every length and digit is checked by the codec.
 
+mod audit;
 pub mod bench;
 mod config;
 mod connection;
@@ -141,6 +142,7 @@ pub mod semihosting;
 pub mod status;
 pub mod target_description;
 
+pub use audit::{AuditSink, GatewayOperation};
 pub use config::GatewayConfig;
 pub use debug_api::{ApiCall, ApiResult, BreakpointKind, Register, Resumed, WatchpointKind};
 pub use debug_client::DebugClient;

@@ -79,6 +79,7 @@ impl ClientState {
 impl Mux {
     pub(crate) fn client_connected(&mut self, client: ClientId, peer: String, since: SystemTime) {
         tracing::info!(client = client.0, %peer, "client attached");
+        self.audit(client, "gdb.attach", peer.clone());
         let decoder = Decoder::with_config(DecoderConfig {
             max_packet_size: self.config.client_packet_size + 64,
             verify_checksums: true,
@@ -164,6 +165,7 @@ impl Mux {
             return;
         }
         if interrupt {
+            self.audit(client, "gdb.halt", "0x03".to_owned());
             self.interrupt();
         }
         self.pump_client(client);
@@ -324,6 +326,7 @@ impl Mux {
             return;
         }
         tracing::info!(client = client.0, "client left");
+        self.audit(client, "gdb.detach", String::new());
         self.reads.forget_owner(Owner::Client(client));
         self.release_breakpoints(Owner::Client(client));
         self.maybe_teardown(None);

@@ -83,6 +83,9 @@ impl Mux {
             command = command.mnemonic(),
             "client packet"
         );
+        if let Some((operation, detail)) = super::audit::operation_of(&command) {
+            self.audit(client, operation, detail);
+        }
         if self.local_command(client, &command) {
             return None;
         }

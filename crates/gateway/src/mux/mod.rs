@@ -79,6 +79,7 @@
 //! | anything else | empty | "not supported", as QEMU's own stub answers what it lacks |
 
 mod api;
+mod audit;
 mod breakpoints;
 mod cache;
 mod client;
@@ -108,6 +109,7 @@ use crate::status::{ClientStatus, GatewayStatus, ResumeEvent, RunState, StopEven
 use crate::target_description::TargetDescription;
 
 use api::ApiState;
+pub use audit::ClientOperation;
 use breakpoints::BreakpointTable;
 use cache::Cache;
 use client::ClientState;
@@ -220,6 +222,8 @@ pub enum Action {
     /// Carry out the guest's File-I/O call (semihosting) under the host's
     /// policy and answer with [`Input::HostCallDone`] (`fileio.rs`).
     HostCall(HostCall),
+    /// A client did something an audit log records (`audit.rs`).
+    Audit(ClientOperation),
 }
 
 /// How the mux behaves.
@@ -360,6 +364,9 @@ pub struct Mux {
     /// What stays known while the target runs (`running.rs`).
     snapshot: Snapshot,
     actions: VecDeque<Action>,
+    /// [`Action::Audit`]s, handed out after the other actions: kept apart so that
+    /// they never split two writes to one peer that `push` would merge.
+    audits: VecDeque<Action>,
 }
 
 impl Mux {
@@ -388,6 +395,7 @@ impl Mux {
             hold: Hold::Off,
             snapshot: Snapshot::default(),
             actions: VecDeque::new(),
+            audits: VecDeque::new(),
         }
     }
 
@@ -414,7 +422,7 @@ impl Mux {
 
     /// The next action to carry out, in order; `None` when all are taken.
     pub fn next_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.actions.pop_front().or_else(|| self.audits.pop_front())
     }
 
     /// A snapshot for [`crate::Gateway::status`] and `monitor virserver status`.

@@ -12,6 +12,7 @@ use virserver_rsp::{Decoder, Event, encode_packet};
 
 use super::*;
 
+mod audit;
 mod file_io;
 mod forwarding;
 mod host_effects;
@@ -112,6 +113,10 @@ fn render_action(decoders: &mut HashMap<u64, Decoder>, action: Action) -> String
         Action::HostCall(call) => format!("host: {call:?}"),
         Action::Resumed(event) => format!("resumed {:?} step={}", event.by, event.step),
         Action::WakeAfter(after) => format!("wake after {after:?}"),
+        Action::Audit(operation) => format!(
+            "audit c{} {} {}",
+            operation.client.0, operation.operation, operation.detail
+        ),
     }
 }
 
@@ -156,7 +161,8 @@ fn feed(mux: &mut Mux, step: Step) {
 }
 
 /// Feeds each step and checks the actions it produced, exactly and in order
-/// ([`Action::Resumed`] aside: [`check_events`] checks those too).
+/// ([`Action::Resumed`] aside: [`check_events`] checks those too; and
+/// [`Action::Audit`], which `audit.rs` checks).
 pub(super) fn check(mux: &mut Mux, script: Vec<(Step, &[&str])>) {
     run_script(mux, script, false);
 }
@@ -172,6 +178,7 @@ fn run_script(mux: &mut Mux, script: Vec<(Step, &[&str])>, resumes: bool) {
         feed(mux, step);
         let actions: Vec<String> = std::iter::from_fn(|| mux.next_action())
             .filter(|action| resumes || !matches!(action, Action::Resumed(_)))
+            .filter(|action| !matches!(action, Action::Audit(_)))
             .map(|action| render_action(&mut decoders, action))
             .collect();
         assert_eq!(actions, expected, "step {index}");
