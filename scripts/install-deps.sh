@@ -15,7 +15,13 @@ fi
 
 install_dap_gdb() {
     local venv=target/tools/gdb-venv
+    # The tests' own Python clients live there too: the reference Prometheus/OpenMetrics
+    # parser and a WebSocket client for WSS.
+    local clients=(prometheus-client websockets)
     if [ -x "$venv/bin/gdb" ] && "$venv/bin/gdb" -nx -batch -ex 'python import gdb.dap' >/dev/null 2>&1; then
+        if ! "$venv/bin/python" -c 'import prometheus_client, websockets' >/dev/null 2>&1; then
+            "$venv/bin/pip" install --quiet --disable-pip-version-check "${clients[@]}"
+        fi
         return 0
     fi
     echo "install-deps: installing a GDB with DAP (gdb-for-pwndbg) into $venv" >&2
@@ -27,7 +33,7 @@ install_dap_gdb() {
         rm -rf "$venv"
         python3 -m venv "$venv"
     fi
-    "$venv/bin/pip" install --quiet --disable-pip-version-check gdb-for-pwndbg
+    "$venv/bin/pip" install --quiet --disable-pip-version-check gdb-for-pwndbg "${clients[@]}"
 }
 
 packages=(qemu-system-arm qemu-system-misc gdb-multiarch gcc-arm-none-eabi

@@ -91,7 +91,8 @@ impl Audit {
     }
 
     pub async fn record(&self, entry: Entry<'_>) -> Result<(), StoreError> {
-        self.store
+        let written = self
+            .store
             .append_audit(AuditRecord {
                 seq: 0,
                 at: Utc::now(),
@@ -103,7 +104,9 @@ impl Audit {
                 arguments: shorten(entry.arguments).to_string(),
                 outcome: entry.outcome.to_owned(),
             })
-            .await
+            .await;
+        crate::metrics::metrics().count_audit_write(written.is_ok());
+        written
     }
 
     pub async fn entries(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {

@@ -45,6 +45,10 @@ pub enum ConfigError {
          admin`), or with `--auth off` to accept that explicitly"
     )]
     OpenListen { listen: SocketAddr },
+    #[error("--tls-cert and --tls-key go together: {given} was given without the other")]
+    TlsHalf { given: &'static str },
+    #[error("cors origin {origin:?} is not an origin: give scheme://host[:port] (no path), or *")]
+    BadOrigin { origin: String },
 }
 
 /// The settings of one server process.
@@ -104,6 +108,21 @@ pub struct Config {
     /// GraphQL requests per second one user may send (a burst of as many); `None`: no
     /// limit.
     pub rate_limit: Option<u32>,
+    /// Browser origins besides the server's own that may call the API (`api::origin`);
+    /// `*` allows any. Empty: closed.
+    pub cors_origins: Vec<String>,
+    /// PEM certificate chain and private key: the listener serves HTTPS and WSS
+    /// (`tls`). `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// A second listener that serves only `/metrics`, without authentication.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The certificate chain and key the listener serves TLS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for Config {
@@ -132,6 +151,9 @@ impl Default for Config {
             max_sessions_per_user: None,
             max_powered_sessions: None,
             rate_limit: None,
+            cors_origins: Vec::new(),
+            tls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -173,6 +195,10 @@ pub struct ConfigFile {
     pub max_sessions_per_user: Option<u64>,
     pub max_powered_sessions: Option<u64>,
     pub rate_limit: Option<u32>,
+    pub cors_origins: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Values that came from flags or the environment; `None` where neither was given.
@@ -265,6 +291,25 @@ pub struct ConfigOverrides {
     /// LIMIT_EXCEEDED (HTTP 429). Default: no limit.
     #[arg(long, env = "VIRSERVER_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
+    /// A browser origin (scheme://host[:port]) besides the server's own that may call
+    /// the API, e.g. a lab dashboard; repeat it, or `*` for any. Default: none, and a
+    /// request a browser sends from another origin is refused (FORBIDDEN_ORIGIN).
+    #[arg(
+        long = "cors-origin",
+        env = "VIRSERVER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// PEM certificate chain: serve HTTPS and WSS (with --tls-key).
+    #[arg(long, env = "VIRSERVER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "VIRSERVER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Also serve /metrics, and only that, without authentication on this address
+    /// (for example an internal interface Prometheus scrapes).
+    #[arg(long, env = "VIRSERVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// TOML config file with the same keys (snake_case).
     #[arg(long, env = "VIRSERVER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -285,6 +330,15 @@ impl Config {
             }
         };
         config.auth = Some(auth);
+        if let Some(origin) = config
+            .cors_origins
+            .iter()
+            .find(|origin| !crate::api::origin::is_origin(origin))
+        {
+            return Err(ConfigError::BadOrigin {
+                origin: origin.clone(),
+            });
+        }
         if config.allow_raw_monitor {
             check_raw_monitor(config.gdb_listen, auth == AuthMode::Required)?;
         }
@@ -299,8 +353,21 @@ impl Config {
             None => ConfigFile::default(),
         };
         let mut config = Config::default();
+        let mut tls = (file.tls_cert.clone(), file.tls_key.clone());
         config.apply_file(file);
         config.apply_overrides(overrides);
+        set_opt(&mut tls.0, overrides.tls_cert.clone());
+        set_opt(&mut tls.1, overrides.tls_key.clone());
+        config.tls = match tls {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::TlsHalf {
+                    given: "--tls-cert",
+                });
+            }
+            (None, Some(_)) => return Err(ConfigError::TlsHalf { given: "--tls-key" }),
+        };
         Ok(config)
     }
 
@@ -335,6 +402,8 @@ impl Config {
         set_opt(&mut self.max_sessions_per_user, file.max_sessions_per_user);
         set_opt(&mut self.max_powered_sessions, file.max_powered_sessions);
         set_opt(&mut self.rate_limit, file.rate_limit);
+        set(&mut self.cors_origins, file.cors_origins);
+        set_opt(&mut self.metrics_listen, file.metrics_listen);
     }
 
     fn apply_overrides(&mut self, overrides: &ConfigOverrides) {
@@ -372,6 +441,10 @@ impl Config {
             overrides.max_powered_sessions,
         );
         set_opt(&mut self.rate_limit, overrides.rate_limit);
+        if !overrides.cors_origins.is_empty() {
+            self.cors_origins = overrides.cors_origins.clone();
+        }
+        set_opt(&mut self.metrics_listen, overrides.metrics_listen);
     }
 
     /// Creates the data dir and makes it absolute, so that socket paths handed to

@@ -164,6 +164,7 @@ impl Debugger {
         config.raw_monitor = access.raw_monitor;
         config.tickets_only = access.tickets_only;
         config.audit = audit;
+        config.round_trips = Some(crate::metrics::gateway_round_trips());
         Ok(Self {
             gateway: Gateway::start_on(config, listener).await?,
             raw_monitor: access.raw_monitor,

@@ -33,7 +33,7 @@ const QUERY: &str =
 
 pub async fn print(command: IdeConfigCommand) -> anyhow::Result<()> {
     let url = format!("{}/graphql", command.server.trim_end_matches('/'));
-    let body: Value = reqwest::Client::new()
+    let body: Value = crate::auth::bearer_client(None)?
         .post(&url)
         .json(&json!({ "query": QUERY, "variables": { "id": command.session } }))
         .send()

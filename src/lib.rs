@@ -19,6 +19,8 @@
 //! - [`store`]: sea-orm entities and migrations; the only module that knows SQL.
 //! - [`config`]: one `Config` from defaults, a TOML file, `VIRSERVER_*` and flags.
 //! - [`app`] and [`server`]: building the services, serving HTTP, graceful shutdown.
+//! - [`tls`]: HTTPS and WSS with rustls (`--tls-cert`, `--tls-key`).
+//! - [`metrics`]: Prometheus instruments and what `/metrics` reads when scraped.
 //! - [`bench`]: `virserver bench`, side-by-side measurements against the bare tools.
 //! - [`doctor`]: `virserver doctor`, what the host gives `run` and `serve` and what is
 //!   missing.
@@ -51,9 +53,11 @@ pub mod doctor;
 pub mod gdb;
 pub mod ide_config;
 pub mod jobs;
+pub mod metrics;
 pub mod programs;
 pub mod server;
 pub mod sessions;
 pub mod store;
 pub mod symbolic;
 pub mod time_bench;
+pub mod tls;

@@ -75,6 +75,8 @@ enum BenchCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     raise_open_files_limit();
+    // One TLS provider for the server and every client (reqwest, WebSockets).
+    virserver::tls::install_provider();
     // `run` and `submit` keep 1 and 2 for failed and timed-out jobs: their own errors are 3.
     let error_status = match cli.command {
         Command::Run(_) | Command::Submit(_) => 3,

@@ -12,6 +12,10 @@
 //! header over HTTP, from the `authorization` field of `connection_init` over a
 //! WebSocket; the guard then decides per field. `/programs/{id}` is checked here, as a
 //! read of the program's session.
+//!
+//! Around every route: a request id (`request_id`), the browser-origin check
+//! (`origin`), CORS headers for configured origins, and request timing (`metrics`,
+//! which also serves `/metrics`).
 
 use std::sync::Arc;
 
@@ -23,13 +27,15 @@ use axum::extract::{FromRequestParts, Path, Request, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
+use super::origin::{self, Origins};
 use super::rate::RateLimiter;
 use super::schema::AppSchema;
+use super::{metrics, request_id};
 use crate::app::App;
 use crate::auth::{Identity, Need, decide};
 
@@ -42,15 +48,29 @@ struct HttpState {
 
 pub fn router(schema: AppSchema, app: Arc<App>) -> Router {
     let limiter = app.config.rate_limit.map(RateLimiter::new);
-    Router::new()
+    let origins = Origins::new(&app.config.cors_origins);
+    let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/programs/{id}", get(program_file))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(HttpState {
             schema,
-            app,
+            app: app.clone(),
             limiter,
         }))
+        .merge(
+            Router::new()
+                .route("/metrics", get(metrics::api_metrics))
+                .with_state(app),
+        )
+        .route_layer(middleware::from_fn(metrics::track_http));
+    if let Some(cors) = origins.cors_layer() {
+        router = router.layer(cors);
+    }
+    // Outermost first: every request gets its id, then its origin is checked.
+    router
+        .layer(middleware::from_fn_with_state(origins, origin::guard))
+        .layer(middleware::from_fn(request_id::assign))
 }
 
 /// The caller of an HTTP request, from its `Authorization` header.
@@ -107,8 +127,12 @@ async fn program_file(
 }
 
 /// A request-level error in the GraphQL response shape.
-fn request_error(status: StatusCode, code: &str, message: String) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+pub(super) fn request_error(status: StatusCode, code: &str, message: String) -> Response {
+    let mut extensions = json!({ "code": code });
+    if let Some(id) = super::request_id::current() {
+        extensions["requestId"] = json!(id);
+    }
+    let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
     (status, Json(body)).into_response()
 }
 
@@ -185,7 +209,8 @@ async fn graphql_get(State(state): State<Arc<HttpState>>, request: Request) -> R
             let keys = state.app.keys.clone();
             upgrade
                 .protocols(ALL_WEBSOCKET_PROTOCOLS)
-                .on_upgrade(move |stream| {
+                .on_upgrade(move |stream| async move {
+                    let _open = crate::metrics::WebSocketGuard::open();
                     GraphQLWebSocket::new(stream, schema, protocol)
                         .on_connection_init(move |payload| async move {
                             // `{"authorization": "Bearer TOKEN"}`; some clients send
@@ -198,6 +223,7 @@ async fn graphql_get(State(state): State<Arc<HttpState>>, request: Request) -> R
                             Ok(data)
                         })
                         .serve()
+                        .await
                 })
         }
         _ => Html(

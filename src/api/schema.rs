@@ -57,6 +57,8 @@ pub fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot,
     )
     .extension(crate::auth::guard::Guard)
     .extension(ErrorCodes)
+    .extension(super::request_id::RequestIds)
+    .extension(super::metrics::OperationTiming)
     .limit_depth(16)
     .limit_complexity(10_000)
 }

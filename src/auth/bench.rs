@@ -54,7 +54,7 @@ pub async fn auth(options: AuthBench) -> anyhow::Result<()> {
     let (open, open_url, open_dir) = start(AuthMode::Off).await?;
     let (keyed, keyed_url, keyed_dir) = start(AuthMode::Required).await?;
     let (_, token) = keyed.keys.create("bench", Role::Operator).await?;
-    let client = reqwest::Client::new();
+    let client = super::bearer_client(None)?;
     let body = serde_json::json!({ "query": "{ sessions { id state } }" });
     let run = |url: String, token: Option<String>| {
         let client = client.clone();

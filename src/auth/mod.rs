@@ -224,9 +224,12 @@ impl From<ApiKeyRecord> for ApiKey {
     }
 }
 
-/// An HTTP client for the CLI commands that talk to a server (`submit`, `dap`): it
-/// sends `Authorization: Bearer TOKEN` on every request when a token is given.
+/// The HTTP client of every command that talks to a server (`submit`, `dap`,
+/// `ide-config`, `bench auth`): `https://` through the process's TLS provider
+/// (installed here, so the WebSocket client made afterwards has it too), and
+/// `Authorization: Bearer TOKEN` on every request when a token is given.
 pub fn bearer_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    crate::tls::install_provider();
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = token {
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))

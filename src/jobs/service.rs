@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use virserver_queue::{Delivery, JobQueue, QueueError};
+use tracing::Instrument;
+use virserver_queue::{Delivery, JobQueue, QueueError, QueueLength};
 
 use super::rules::{Rules, Verdict};
 use super::runner::{self, JobSpec, Progress};
@@ -154,6 +155,16 @@ impl JobService {
 
     pub fn node(&self) -> &str {
         &self.config.node
+    }
+
+    /// Which queue this node uses (`embedded` or `redis`) and how long it is.
+    pub async fn queue_length(&self) -> Result<(&'static str, QueueLength), QueueError> {
+        let kind = if self.bus.is_some() {
+            "redis"
+        } else {
+            "embedded"
+        };
+        Ok((kind, self.queue.len().await?))
     }
 
     /// Starts the workers (and the bus listener). `requeue` re-enqueues the jobs the
@@ -435,9 +446,10 @@ impl JobService {
             };
             match next {
                 Ok(Some(delivery)) => {
+                    let span = tracing::info_span!("job", id = %delivery.job_id);
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = self.process(&delivery) => {}
+                        () = self.process(&delivery).instrument(span) => {}
                     }
                 }
                 Ok(None) => {}
@@ -485,6 +497,10 @@ impl JobService {
         // The heartbeat ends only when another node took the job over; it then cancels
         // the run, which still powers its session off before returning.
         let heartbeat = self.heartbeat(delivery, &id, cancel.clone());
+        let waited = (chrono::Utc::now() - job.created_at)
+            .to_std()
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
         let run = self.run(&job, &cancel);
         tokio::pin!(run);
         let mut taken_over = false;
@@ -504,6 +520,7 @@ impl JobService {
             tracing::error!(%error, job = %id, "cannot record a job's end; it will be delivered again");
             return;
         }
+        crate::metrics::metrics().observe_job(outcome.verdict.state(), started.elapsed(), waited);
         if let Err(error) = self.queue.ack(delivery).await {
             tracing::warn!(%error, job = %id, "ack failed; a duplicate delivery will be skipped");
         }

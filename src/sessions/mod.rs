@@ -19,6 +19,8 @@
 
 mod bus;
 mod debugging;
+mod gauges;
+pub use gauges::PoweredMachine;
 mod hibernation;
 mod launch;
 mod programs;
@@ -695,6 +697,7 @@ impl SessionService {
                     "the program is not reading its UART (input timed out)".into(),
                 )
             })??;
+        crate::metrics::metrics().count_uart("in", data.len());
         Ok(())
     }
 

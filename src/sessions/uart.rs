@@ -60,6 +60,7 @@ impl UartLog {
 
     /// [`UartLog::push`], the CPU at instruction `instructions`.
     pub fn push_at(&self, bytes: &[u8], instructions: Option<u64>) -> Option<UartChunk> {
+        crate::metrics::metrics().count_uart("out", bytes.len());
         let mut inner = self.lock();
         let mut pending = std::mem::take(&mut inner.partial);
         pending.extend_from_slice(bytes);

@@ -3,6 +3,7 @@
 //! small, named operations to the services above it.
 
 mod audit;
+mod census;
 mod entities;
 mod jobs;
 mod keys;

@@ -65,6 +65,8 @@ impl Server {
     /// Runs a prepared `virserver serve` command (any binary, any working directory)
     /// that listens on port 0 and keeps its data in `data_dir`; its log goes beside it.
     pub async fn spawn(mut command: Command, data_dir: &Path) -> Server {
+        // reqwest is built with rustls and no provider of its own, as in the binary.
+        virserver::tls::install_provider();
         command
             .env("VIRSERVER_LOG", "info,virserver=debug")
             .stdout(Stdio::piped())

@@ -47,6 +47,9 @@ pub struct GatewayConfig {
     /// Told of every client operation an audit log records (attach, halt,
     /// resume, step, writes, breakpoints, monitor commands); `None`: nobody.
     pub audit: Option<crate::AuditSink>,
+    /// Told how long each client request took that did not resume the target;
+    /// `None`: nobody.
+    pub round_trips: Option<crate::RoundTripSink>,
 }
 
 impl GatewayConfig {
@@ -63,6 +66,7 @@ impl GatewayConfig {
             semihosting: None,
             tickets_only: false,
             audit: None,
+            round_trips: None,
         }
     }
 }

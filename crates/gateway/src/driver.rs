@@ -57,6 +57,8 @@ struct State {
     /// Whom each ticket client's ticket was issued to, for the audit sink; kept
     /// until its `gdb.detach` is reported.
     users: HashMap<ClientId, String>,
+    /// When each client's timed request came in (`mux/stats.rs`).
+    requests: HashMap<ClientId, std::time::Instant>,
 }
 
 /// The mux and its sockets. See the [module doc](self).
@@ -100,6 +102,7 @@ impl Driver {
                 next_request: 0,
                 semihosting,
                 users: HashMap::new(),
+                requests: HashMap::new(),
             }),
             config,
             stops,
@@ -182,6 +185,7 @@ impl Driver {
     /// A client's socket closed.
     pub(crate) fn client_gone(self: &Arc<Self>, client: ClientId) {
         let mut state = self.lock();
+        state.requests.remove(&client);
         if let Some(link) = state.clients.remove(&client) {
             link.writer.close();
             state.mux.handle(Input::ClientGone { client });
@@ -285,6 +289,7 @@ impl Driver {
                     }
                 }
                 Action::CloseClient { client } => {
+                    state.requests.remove(&client);
                     if let Some(link) = state.clients.remove(&client) {
                         link.stop_reading.cancel();
                         link.writer.close();
@@ -325,6 +330,16 @@ impl Driver {
                             operation: operation.operation,
                             detail: operation.detail,
                         });
+                    }
+                }
+                Action::RequestStarted { client } => {
+                    state.requests.insert(client, std::time::Instant::now());
+                }
+                Action::RequestAnswered { client } => {
+                    if let Some(started) = state.requests.remove(&client)
+                        && let Some(sink) = &self.config.round_trips
+                    {
+                        (sink.0)(started.elapsed());
                     }
                 }
                 Action::HostCall(call) => {

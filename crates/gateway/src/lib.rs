@@ -138,6 +138,7 @@ mod driver;
 mod error;
 mod gateway;
 pub mod mux;
+mod round_trips;
 pub mod semihosting;
 pub mod status;
 pub mod target_description;
@@ -148,6 +149,7 @@ pub use debug_api::{ApiCall, ApiResult, BreakpointKind, Register, Resumed, Watch
 pub use debug_client::DebugClient;
 pub use error::{DebugError, GatewayError};
 pub use gateway::Gateway;
+pub use round_trips::RoundTripSink;
 pub use semihosting::{ConsoleSink, SemihostingConfig};
 pub use status::{
     ClientStatus, GatewayStatus, ResumeEvent, ResumedBy, RunEvent, RunState, StopEvent, StopReason,

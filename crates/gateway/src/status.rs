@@ -122,4 +122,8 @@ pub struct GatewayStatus {
     pub breakpoints: usize,
     /// Files the guest holds open through semihosting (the console not counted).
     pub open_files: usize,
+    /// Register and memory reads answered from the cache since the gateway started.
+    pub cache_hits: u64,
+    /// Reads that had to go to the stub (or joined one that had).
+    pub cache_misses: u64,
 }

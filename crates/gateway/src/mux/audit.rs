@@ -70,7 +70,7 @@ pub(crate) fn operation_of(command: &Command) -> Option<(&'static str, String)> 
 impl Mux {
     /// Queues the record of `operation` by `client`.
     pub(crate) fn audit(&mut self, client: ClientId, operation: &'static str, detail: String) {
-        self.audits.push_back(Action::Audit(ClientOperation {
+        self.reports.push_back(Action::Audit(ClientOperation {
             client,
             operation,
             detail,

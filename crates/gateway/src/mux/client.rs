@@ -64,6 +64,8 @@ pub(crate) struct ClientState {
     pub deferred: Vec<u8>,
     /// Its non-stop mode and stop notifications (`running.rs`).
     pub non_stop: NonStop,
+    /// A request of it is being timed (`stats.rs`).
+    pub timed: bool,
 }
 
 impl ClientState {
@@ -98,6 +100,7 @@ impl Mux {
                 streaming: false,
                 deferred: Vec::new(),
                 non_stop: NonStop::default(),
+                timed: false,
             },
         );
         // A stub pauses the VM when a debugger connects, and GDB expects a halted
@@ -261,6 +264,7 @@ impl Mux {
             client,
             bytes: frame,
         });
+        self.request_answered(client);
     }
 
     /// Sends the reply to the client's request in progress and goes on with

@@ -83,6 +83,7 @@ impl Mux {
             command = command.mnemonic(),
             "client packet"
         );
+        self.request_started(client, &command);
         if let Some((operation, detail)) = super::audit::operation_of(&command) {
             self.audit(client, operation, detail);
         }

@@ -91,6 +91,7 @@ mod probe;
 mod range;
 mod reads;
 mod running;
+mod stats;
 mod stop;
 #[cfg(test)]
 mod tests;
@@ -224,6 +225,17 @@ pub enum Action {
     HostCall(HostCall),
     /// A client did something an audit log records (`audit.rs`).
     Audit(ClientOperation),
+    /// A client's request whose answer does not wait for the target to run
+    /// came in: note the time (`stats.rs`).
+    RequestStarted {
+        /// Whose.
+        client: ClientId,
+    },
+    /// The answer to that request went out: the time since is its round trip.
+    RequestAnswered {
+        /// Whose.
+        client: ClientId,
+    },
 }
 
 /// How the mux behaves.
@@ -364,9 +376,12 @@ pub struct Mux {
     /// What stays known while the target runs (`running.rs`).
     snapshot: Snapshot,
     actions: VecDeque<Action>,
-    /// [`Action::Audit`]s, handed out after the other actions: kept apart so that
-    /// they never split two writes to one peer that `push` would merge.
-    audits: VecDeque<Action>,
+    /// Actions that write nothing ([`Action::Audit`], the request timings of
+    /// `stats.rs`), handed out after the others: kept apart so that they never
+    /// split two writes to one peer that `push` would merge.
+    reports: VecDeque<Action>,
+    /// Cache hits and misses (`stats.rs`).
+    stats: stats::Stats,
 }
 
 impl Mux {
@@ -395,7 +410,8 @@ impl Mux {
             hold: Hold::Off,
             snapshot: Snapshot::default(),
             actions: VecDeque::new(),
-            audits: VecDeque::new(),
+            reports: VecDeque::new(),
+            stats: stats::Stats::default(),
         }
     }
 
@@ -422,7 +438,9 @@ impl Mux {
 
     /// The next action to carry out, in order; `None` when all are taken.
     pub fn next_action(&mut self) -> Option<Action> {
-        self.actions.pop_front().or_else(|| self.audits.pop_front())
+        self.actions
+            .pop_front()
+            .or_else(|| self.reports.pop_front())
     }
 
     /// A snapshot for [`crate::Gateway::status`] and `monitor virserver status`.
@@ -443,6 +461,8 @@ impl Mux {
             api_holds_halt: self.api.holds_halt,
             breakpoints: self.breakpoints.len(),
             open_files: 0,
+            cache_hits: self.stats.cache_hits,
+            cache_misses: self.stats.cache_misses,
         }
     }
 

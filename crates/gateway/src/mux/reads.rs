@@ -218,6 +218,7 @@ impl Mux {
         if self.config.cache
             && let Some(data) = self.cache.lookup(&key)
         {
+            self.stats.cache_hits += 1;
             return Some(PartResult::Data(data));
         }
         let generation = self.cache.generation();
@@ -228,11 +229,13 @@ impl Mux {
             .find(|pending| pending.generation == generation && pending.key.covers(&key))
         {
             pending.waiters.push((owner, serial, index));
+            self.stats.cache_misses += 1;
             return None;
         }
         if !self.is_halted() {
             return Some(PartResult::Unavailable);
         }
+        self.stats.cache_misses += 1;
         self.sync_thread(true, key.thread());
         self.reads.next_read += 1;
         let read = self.reads.next_read;
@@ -362,6 +365,7 @@ impl Mux {
         }
         if !out.is_empty() {
             self.push(Action::SendClient { client, bytes: out });
+            self.request_answered(client);
         }
         if let Some(state) = self.clients.get_mut(&client) {
             state.streaming = streaming && !complete;

@@ -19,6 +19,7 @@ mod host_effects;
 mod random;
 mod running;
 mod session;
+mod stats;
 use crate::debug_api::ApiCall;
 
 /// A `'static` copy of a formatted script line.
@@ -117,6 +118,8 @@ fn render_action(decoders: &mut HashMap<u64, Decoder>, action: Action) -> String
             "audit c{} {} {}",
             operation.client.0, operation.operation, operation.detail
         ),
+        Action::RequestStarted { client } => format!("started c{}", client.0),
+        Action::RequestAnswered { client } => format!("answered c{}", client.0),
     }
 }
 
@@ -172,13 +175,22 @@ pub(super) fn check_events(mux: &mut Mux, script: Vec<(Step, &[&str])>) {
     run_script(mux, script, true);
 }
 
+/// Actions that write nothing and that scripts leave out: `audit.rs` and
+/// `stats.rs` check them.
+pub(super) fn is_report(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Audit(_) | Action::RequestStarted { .. } | Action::RequestAnswered { .. }
+    )
+}
+
 fn run_script(mux: &mut Mux, script: Vec<(Step, &[&str])>, resumes: bool) {
     let mut decoders = HashMap::new();
     for (index, (step, expected)) in script.into_iter().enumerate() {
         feed(mux, step);
         let actions: Vec<String> = std::iter::from_fn(|| mux.next_action())
             .filter(|action| resumes || !matches!(action, Action::Resumed(_)))
-            .filter(|action| !matches!(action, Action::Audit(_)))
+            .filter(|action| !is_report(action))
             .map(|action| render_action(&mut decoders, action))
             .collect();
         assert_eq!(actions, expected, "step {index}");
