@@ -1,7 +1,11 @@
 //! `virserver ide-config`: what an editor or a GDB needs to attach to a session, printed
 //! ready to paste: a launch.json entry for VirServer's own debugger type or for
 //! cortex-debug (`servertype: external`), or a `.gdbinit`. Read from the server's API,
-//! so the addresses are the session's current ones.
+//! so the addresses are the session's current ones. With an API key (`--token`, for a
+//! server with `--auth required`, whose GDB endpoints take tickets only) the GDB address
+//! of a cortex-debug entry or a .gdbinit is a one-time ticket's, valid for one
+//! connection within `--ticket-ttl` seconds; the `virserver` entry needs none (`virserver
+//! dap` asks for its own ticket).
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -26,27 +30,56 @@ pub struct IdeConfigCommand {
     pub session: String,
     #[arg(long, value_enum)]
     pub kind: IdeKind,
+    /// The API key's token, for a server with `--auth required`.
+    #[arg(long, env = "VIRSERVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// With a token: how long the one-time GDB address stays open, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub ticket_ttl: u32,
 }
 
 const QUERY: &str =
     "query($id: ID!) { session(id: $id) { id name state gdbAddress currentProgram { name } } }";
 
+const TICKET: &str = "mutation($id: ID!, $ttl: Int!) { createAttachTicket(sessionId: $id, ttlSeconds: $ttl) { address } }";
+
 pub async fn print(command: IdeConfigCommand) -> anyhow::Result<()> {
     let url = format!("{}/graphql", command.server.trim_end_matches('/'));
-    let body: Value = crate::auth::bearer_client(None)?
-        .post(&url)
-        .json(&json!({ "query": QUERY, "variables": { "id": command.session } }))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?
-        .json()
-        .await
-        .context("the server's answer is not JSON")?;
-    if let Some(error) = body["errors"].as_array().and_then(|errors| errors.first()) {
-        bail!("{}", error["message"].as_str().unwrap_or("error"));
+    let client = crate::auth::bearer_client(command.token.as_deref())?;
+    let ask = |query: &'static str, variables: Value| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let body: Value = client
+                .post(&url)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?
+                .json()
+                .await
+                .context("the server's answer is not JSON")?;
+            if let Some(error) = body["errors"].as_array().and_then(|errors| errors.first()) {
+                bail!("{}", error["message"].as_str().unwrap_or("error"));
+            }
+            Ok(body["data"].clone())
+        }
+    };
+    let mut session = ask(QUERY, json!({ "id": command.session })).await?["session"].take();
+    let needs_gdb = command.kind != IdeKind::Virserver;
+    if command.token.is_some() && needs_gdb && !session["gdbAddress"].is_null() {
+        let ticket = ask(
+            TICKET,
+            json!({ "id": command.session, "ttl": command.ticket_ttl }),
+        )
+        .await?;
+        session["gdbAddress"] = ticket["createAttachTicket"]["address"].clone();
+        eprintln!(
+            "virserver: the GDB address is a one-time ticket: one connection within {} s",
+            command.ticket_ttl
+        );
     }
-    let session = &body["data"]["session"];
-    print!("{}", render(command.kind, &command.server, session)?);
+    print!("{}", render(command.kind, &command.server, &session)?);
     Ok(())
 }
 

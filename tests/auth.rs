@@ -760,3 +760,60 @@ async fn an_operation_that_cannot_be_audited_fails() {
     assert!(response.to_string().contains("audit log"), "{response}");
     server.terminate().await;
 }
+
+/// `virserver ide-config` under auth: without a key it is refused; with one
+/// (VIRSERVER_TOKEN) a .gdbinit names a one-time ticket a real gdb attaches through,
+/// where the session's own address would refuse it.
+#[tokio::test]
+async fn ide_config_with_a_key_names_a_ticket_gdb_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ann = common::create_key(&data, "ann", "operator");
+    let server = Server::start(&data, &["--auth", "required"]).await;
+    server.act_as(Some(&ann));
+    let session = server.create_session("mps2-an385").await;
+    server.upload(&session, "ticker-mps2-an385.elf").await;
+    server.power(&session, "ON", false).await;
+    server.wait_uart(&session, "tick 1\n").await;
+    let plain = server.gdb_address(&session).await;
+    let ide_config = |token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_virserver"));
+        command
+            .args([
+                "ide-config",
+                "--server",
+                &server.base,
+                "--session",
+                &session,
+            ])
+            .args(["--kind", "gdb"])
+            .env_remove("VIRSERVER_TOKEN")
+            .current_dir(std::env::temp_dir());
+        if let Some(token) = token {
+            command.env("VIRSERVER_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let refused = ide_config(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("API key"),
+        "{refused:?}"
+    );
+    let output = ide_config(Some(&ann));
+    assert!(output.status.success(), "{output:?}");
+    let gdbinit = String::from_utf8_lossy(&output.stdout);
+    let address = gdbinit
+        .lines()
+        .find_map(|line| line.strip_prefix("target extended-remote "))
+        .unwrap_or_else(|| panic!("{gdbinit}"));
+    assert_ne!(address, plain);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("one-time ticket"));
+    let through = common::gdb_batch("ticker-mps2-an385.elf", address, &["info registers pc"]).await;
+    assert!(
+        String::from_utf8_lossy(&through.stdout)
+            .lines()
+            .any(|line| line.starts_with("pc ")),
+        "{through:?}"
+    );
+}

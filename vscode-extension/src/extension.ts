@@ -20,7 +20,7 @@ function message(error: unknown): string {
 
 export function activate(context: vscode.ExtensionContext): void {
     const testLog = TestLog.fromEnvironment();
-    const connection = new Connection();
+    const connection = new Connection(context.secrets);
     const sessions = new SessionsProvider(connection, testLog);
     const jobs = new JobsProvider(connection);
     const uart = new UartTerminals(testLog);
@@ -190,7 +190,7 @@ export function activate(context: vscode.ExtensionContext): void {
                     throw new Error('open a folder first: the configuration goes into its .vscode/launch.json');
                 }
                 const executable = resolveExecutable(readSettings());
-                const added = await runIdeConfig(executable, connection.client().serverUrl, session.id, 'cortex-debug');
+                const added = await runIdeConfig(executable, connection.client().serverUrl, session.id, 'cortex-debug', connection.processEnvironment());
                 const withPrograms = await Promise.all(added.map((configuration) => withLocalExecutable(configuration, session, folder)));
                 const launch = vscode.workspace.getConfiguration('launch', folder.uri);
                 const existing = launch.get<unknown[]>('configurations', []);
@@ -222,11 +222,28 @@ export function activate(context: vscode.ExtensionContext): void {
             sessions.unsubscribeAll();
             void refresh(false);
         }),
+        vscode.commands.registerCommand(
+            'virserver.setToken',
+            guarded(async () => {
+                const token = await vscode.window.showInputBox({
+                    title: 'VirServer API key',
+                    prompt: "The token 'virserver keys create' or createApiKey printed; empty to forget the stored one",
+                    password: true,
+                    ignoreFocusOut: true,
+                });
+                if (token === undefined) {
+                    return;
+                }
+                await connection.setToken(token.trim() || undefined);
+                void vscode.window.showInformationMessage(token.trim() ? 'VirServer: API key stored' : 'VirServer: API key forgotten');
+            }),
+        ),
     );
 
     const timer = setInterval(() => void refresh(false), readSettings().refreshIntervalSeconds * 1000);
     context.subscriptions.push({ dispose: () => clearInterval(timer) });
-    void refresh(false);
+    // The stored key first, so that the first requests carry it.
+    void connection.load().then(() => refresh(false));
     testLog.write({ event: 'activated', serverUrl: readSettings().serverUrl });
 }
 

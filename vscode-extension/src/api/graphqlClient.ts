@@ -62,12 +62,30 @@ export interface SubscriptionHandlers<T> {
     complete?(): void;
 }
 
+/** What a server with `--auth required` answers without a valid key, and what to do. */
+export const AUTH_HINT = "set an API key with the command 'VirServer: Set API Key' (or VIRSERVER_TOKEN)";
+
+export interface ClientOptions {
+    /** The API key's token, sent as `Authorization: Bearer` and in `connection_init`. */
+    token?: string;
+    timeoutMs?: number;
+}
+
 export class GraphQLClient {
     readonly endpoint: URL;
     private websocket: Client | undefined;
+    private readonly token: string | undefined;
+    private readonly timeoutMs: number;
 
-    constructor(readonly serverUrl: string, private readonly timeoutMs = 15000) {
+    constructor(readonly serverUrl: string, options: ClientOptions = {}) {
         this.endpoint = graphqlEndpoint(serverUrl);
+        this.token = options.token;
+        this.timeoutMs = options.timeoutMs ?? 15000;
+    }
+
+    /** The `Authorization` value, when a token is set. */
+    private authorization(): string | undefined {
+        return this.token === undefined ? undefined : `Bearer ${this.token}`;
     }
 
     async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
@@ -75,7 +93,11 @@ export class GraphQLClient {
         try {
             response = await fetch(this.endpoint, {
                 method: 'POST',
-                headers: { 'content-type': 'application/json', accept: 'application/json' },
+                headers: {
+                    'content-type': 'application/json',
+                    accept: 'application/json',
+                    ...(this.token === undefined ? {} : { authorization: this.authorization() }),
+                },
                 body: JSON.stringify({ query, variables }),
                 signal: AbortSignal.timeout(this.timeoutMs),
             });
@@ -93,7 +115,7 @@ export class GraphQLClient {
         }
         const first = body.errors?.[0];
         if (first) {
-            throw new VirServerError(first.message, first.extensions?.code);
+            throw codedError(first);
         }
         if (body.data === undefined || body.data === null) {
             throw new VirServerError(`VirServer answered HTTP ${response.status} with no data`, 'BAD_RESPONSE');
@@ -108,7 +130,7 @@ export class GraphQLClient {
                 next: (result) => {
                     const first = result.errors?.[0];
                     if (first) {
-                        handlers.error?.(new VirServerError(first.message));
+                        handlers.error?.(codedError(first));
                     } else if (result.data) {
                         handlers.next(result.data);
                     }
@@ -132,9 +154,17 @@ export class GraphQLClient {
             lazy: true,
             retryAttempts: 5,
             keepAlive: 20000,
+            connectionParams: this.token === undefined ? undefined : { authorization: this.authorization() },
         });
         return this.websocket;
     }
+}
+
+/** A GraphQL error as the user sees it: with what to do when the server wants a key. */
+function codedError(error: GraphQLErrorShape): VirServerError {
+    const code = error.extensions?.code;
+    const message = code === 'UNAUTHENTICATED' ? `${error.message}: ${AUTH_HINT}` : error.message;
+    return new VirServerError(message, code);
 }
 
 function toVirServerError(error: unknown, endpoint: URL): VirServerError {

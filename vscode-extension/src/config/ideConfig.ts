@@ -56,10 +56,12 @@ export function runIdeConfig(
     serverUrl: string,
     sessionId: string,
     kind: IdeConfigKind,
+    environment: Record<string, string> = {},
 ): Promise<LaunchConfiguration[]> {
     const args = ['ide-config', '--server', serverUrl, '--session', sessionId, '--kind', kind];
     return new Promise((resolve, reject) => {
-        execFile(executable, args, { timeout: 30000 }, (error, stdout, stderr) => {
+        const env = { ...process.env, ...environment };
+        execFile(executable, args, { timeout: 30000, env }, (error, stdout, stderr) => {
             if (error) {
                 const detail = stderr.trim() || error.message;
                 reject(new Error(`${executable} ${args.join(' ')} failed: ${detail}`));

@@ -56,7 +56,10 @@ export class VirServerAdapterFactory implements vscode.DebugAdapterDescriptorFac
     async createDebugAdapterDescriptor(session: vscode.DebugSession): Promise<vscode.DebugAdapterDescriptor> {
         const configuration = session.configuration;
         const server = typeof configuration.server === 'string' ? configuration.server : readSettings().serverUrl;
-        if (configuration.request === 'attach' && typeof configuration.sessionId === 'string') {
+        // Under auth a session's own DAP endpoint takes tickets only: `virserver dap`
+        // with the key asks for one itself.
+        const token = this.connection.token();
+        if (token === undefined && configuration.request === 'attach' && typeof configuration.sessionId === 'string') {
             const address = await this.sessionDapAddress(server, configuration.sessionId);
             const endpoint = address === undefined ? undefined : parseHostPort(address);
             if (endpoint) {
@@ -69,7 +72,8 @@ export class VirServerAdapterFactory implements vscode.DebugAdapterDescriptorFac
         const args = ['dap', '--server', server];
         this.testLog.write({ event: 'adapter', kind: 'stdio', executable, args });
         const cwd = typeof configuration.cwd === 'string' ? configuration.cwd : session.workspaceFolder?.uri.fsPath;
-        return new vscode.DebugAdapterExecutable(executable, args, cwd === undefined ? {} : { cwd });
+        const env = this.connection.processEnvironment();
+        return new vscode.DebugAdapterExecutable(executable, args, cwd === undefined ? { env } : { cwd, env });
     }
 
     /** The session's TCP DAP endpoint; none when the server has no such field or address. */

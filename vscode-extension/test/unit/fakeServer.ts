@@ -19,20 +19,23 @@ export type Resolvers = Record<string, object>;
 
 export interface FakeServer {
     url: string;
-    requests: { query: string; variables: Record<string, unknown> }[];
+    requests: { query: string; variables: Record<string, unknown>; authorization?: string }[];
+    /** The `connection_init` payload of each WebSocket. */
+    connections: (Record<string, unknown> | undefined)[];
     close(): Promise<void>;
 }
 
 export async function startFakeServer(roots: { query?: Resolvers; mutation?: Resolvers; subscription?: Resolvers }): Promise<FakeServer> {
     const schema = loadSchema();
     const requests: FakeServer['requests'] = [];
+    const connections: FakeServer['connections'] = [];
     const rootValue = { ...roots.query, ...roots.mutation };
     const http: Server = createServer((request, response) => {
         const chunks: Buffer[] = [];
         request.on('data', (chunk: Buffer) => chunks.push(chunk));
         request.on('end', () => {
             const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query: string; variables?: Record<string, unknown> };
-            requests.push({ query: body.query, variables: body.variables ?? {} });
+            requests.push({ query: body.query, variables: body.variables ?? {}, authorization: request.headers.authorization });
             void graphql({ schema, source: body.query, rootValue, variableValues: body.variables ?? {} }).then((result) => {
                 response.setHeader('content-type', 'application/json');
                 response.end(JSON.stringify(result));
@@ -40,12 +43,22 @@ export async function startFakeServer(roots: { query?: Resolvers; mutation?: Res
         });
     });
     const websockets = new WebSocketServer({ server: http, path: '/graphql' });
-    const cleanup = useServer({ schema, roots: { query: roots.query ?? {}, mutation: roots.mutation ?? {}, subscription: roots.subscription ?? {} } }, websockets);
+    const cleanup = useServer(
+        {
+            schema,
+            roots: { query: roots.query ?? {}, mutation: roots.mutation ?? {}, subscription: roots.subscription ?? {} },
+            onConnect: (context) => {
+                connections.push(context.connectionParams);
+            },
+        },
+        websockets,
+    );
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const { port } = http.address() as AddressInfo;
     return {
         url: `http://127.0.0.1:${port}`,
         requests,
+        connections,
         close: async () => {
             await cleanup.dispose();
             await new Promise<void>((resolve) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parse, validate } from 'graphql';
-import { GraphQLClient, graphqlEndpoint, VirServerError, websocketEndpoint } from '../../src/api/graphqlClient';
+import { GraphQLError, parse, validate } from 'graphql';
+import { AUTH_HINT, GraphQLClient, graphqlEndpoint, VirServerError, websocketEndpoint } from '../../src/api/graphqlClient';
 import { coverageLcov, DOCUMENTS, listJobs, listSessions, powerSession, sendUartInput, subscribeUart, type UartChunk } from '../../src/api/queries';
 import { loadSchema, startFakeServer, stream, unreachableUrl, type FakeServer } from './fakeServer';
 
@@ -54,6 +54,9 @@ before(async () => {
             sessions: () => [session],
             jobs: () => ({ nodes: [{ id: 'j1', name: 'smoke', state: 'FAILED', failureReason: 'exit code 3', exitCode: 3, coverage: false, programName: 'exit3.elf', boardTemplate: 'mps2-an385', session: null }], hasNextPage: false }),
             coverage: ({ sessionId }: { sessionId?: string }) => {
+                if (sessionId === 'locked') {
+                    throw new GraphQLError('no API key was sent', { extensions: { code: 'UNAUTHENTICATED' } });
+                }
                 if (sessionId !== 's1') {
                     throw new Error(`no such session ${String(sessionId)}`);
                 }
@@ -97,6 +100,14 @@ test('a GraphQL error becomes a VirServerError with its message', async () => {
     await assert.rejects(coverageLcov(client, { sessionId: 'nope' }), (error: unknown) => error instanceof VirServerError && error.message === 'no such session nope');
 });
 
+test('a server that wants a key says how to give it one', async () => {
+    const client = new GraphQLClient(server.url);
+    await assert.rejects(
+        coverageLcov(client, { sessionId: 'locked' }),
+        (error: unknown) => error instanceof VirServerError && error.code === 'UNAUTHENTICATED' && error.message === `no API key was sent: ${AUTH_HINT}`,
+    );
+});
+
 test('an unreachable server is reported as such', async () => {
     const url = await unreachableUrl();
     const client = new GraphQLClient(url);
@@ -111,4 +122,20 @@ test('subscriptions deliver every chunk and complete', async () => {
     });
     client.dispose();
     assert.deepEqual(chunks, ['Hello from VirServer\n', 'counting: 1 2 3\n']);
+});
+
+test('an API key goes with every request and every WebSocket', async () => {
+    const client = new GraphQLClient(server.url, { token: 'vsk_test' });
+    const before = server.requests.length;
+    await listSessions(client);
+    assert.equal(server.requests[before]?.authorization, 'Bearer vsk_test');
+    await new Promise<void>((resolve, reject) => {
+        subscribeUart(client, 's1', { next: () => {}, error: reject, complete: resolve });
+    });
+    client.dispose();
+    assert.deepEqual(server.connections.at(-1), { authorization: 'Bearer vsk_test' });
+    // Without one, nothing is sent.
+    const anonymous = new GraphQLClient(server.url);
+    await listSessions(anonymous);
+    assert.equal(server.requests.at(-1)?.authorization, undefined);
 });
