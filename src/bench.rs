@@ -383,6 +383,19 @@ pub struct RspBench {
 pub async fn rsp(options: RspBench) -> anyhow::Result<()> {
     let mut config = virserver_gateway::bench::BenchConfig::mps2_an385(&options.elf);
     config.round_trips = options.round_trips;
+    // The sinks of a served gateway: the audit log in a scratch SQLite database (its
+    // writer task on this runtime), and the round-trip histogram.
+    let scratch = tempfile::tempdir()?;
+    let store = crate::store::Store::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        scratch.path().join("bench.db").display()
+    ))
+    .await?;
+    let audit = crate::audit::Audit::new(store, "bench".into());
+    config.served = Some(virserver_gateway::bench::Served {
+        audit: audit.gateway_sink("bench"),
+        round_trips: crate::metrics::gateway_round_trips(),
+    });
     let runs = options.runs.max(1);
     // The measuring client plays GDB, whose reads block: a current-thread runtime of
     // its own, not the server's workers (a wake-up on another worker costs more than

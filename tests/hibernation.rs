@@ -2,7 +2,8 @@
 //! loses its emulator but keeps its state, its GDB address and its history; a real
 //! gdb-multiarch attaching to that address wakes it and reads the count it slept with;
 //! a resume continues the count; a hibernated session sleeps through a server restart;
-//! an attached GDB client keeps a session awake; powering off ends the hibernation.
+//! an attached GDB client keeps a session awake; powering off ends the hibernation;
+//! under auth a plain connection wakes nothing and an unused ticket keeps it awake.
 
 mod common;
 
@@ -217,4 +218,58 @@ async fn an_attached_client_keeps_a_session_awake() {
     let woken = status(&server, &session).await;
     assert_eq!(woken["state"], "PAUSED", "{woken}");
     assert!(woken["emulatorPid"].is_i64(), "{woken}");
+}
+
+/// Under auth a session's GDB endpoint takes tickets only: a plain connection to a
+/// hibernated session is refused as an awake one's is, and wakes nothing (else anyone
+/// who reaches the port could undo hibernation and spend the node's memory); a ticket
+/// wakes it, and its client reads the count the session slept with.
+#[tokio::test]
+async fn under_auth_a_plain_connection_wakes_nothing_and_a_ticket_wakes_it() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ann = common::create_key(&data, "ann", "operator");
+    let server = Server::start(&data, &["--auth", "required", "--hibernate-after", "500ms"]).await;
+    server.act_as(Some(&ann));
+    let elf = "ticker-mps2-an385.elf";
+    let session = server.create_session("mps2-an385").await;
+    let program = server.upload(&session, elf).await;
+    server.power(&session, "ON", false).await;
+    server.wait_uart(&session, "tick 2\n").await;
+    server
+        .query(PAUSE, json!({ "s": session, "p": program }))
+        .await;
+    let asleep = wait_hibernated(&server, &session, true).await;
+    let address = asleep["gdbAddress"].as_str().unwrap().to_owned();
+
+    for _ in 0..3 {
+        let mut plain = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), plain.read(&mut byte))
+            .await
+            .expect("a plain connection is closed, not held");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still = status(&server, &session).await;
+    assert_eq!(still["hibernated"], true, "{still}");
+    assert_eq!(still["emulatorPid"], Value::Null, "{still}");
+    assert!(!server.log().contains("session woken"), "{}", server.log());
+
+    let ticket = server
+        .query(
+            "mutation($s: ID!) { createAttachTicket(sessionId: $s) { address } }",
+            json!({ "s": session }),
+        )
+        .await["createAttachTicket"]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An unused ticket keeps it awake, however long its client takes to come.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = status(&server, &session).await;
+    assert_eq!(waiting["hibernated"], false, "{waiting}");
+    let count = gdb_tick_count(elf, &ticket).await;
+    assert!(count >= 2, "count {count}\n{}", server.log());
 }

@@ -12,13 +12,16 @@
 //!   itself and hands the gateway a duplicate (`Gateway::start_on`); the session's
 //!   copy stays bound while no gateway runs, so a client's connection waits in its
 //!   backlog while a waker task (watching the socket, never accepting) wakes the
-//!   session, and the new gateway accepts it. The DAP endpoint, which serves the
-//!   GDB address, stays open too;
+//!   session, and the new gateway accepts it. Under auth the endpoint takes tickets
+//!   only, so the waker closes a plain connection unread instead, as the gateway
+//!   would, and the session sleeps on (a ticket wakes it). The DAP endpoint, which
+//!   serves the GDB address, stays open too;
 //! - no history rows: the machine's end and its wake record nothing;
 //! - what the image would not carry keeps a session awake: an attached GDB client,
-//!   inserted breakpoints or watchpoints, files the guest holds open through
-//!   semihosting, a recording or replay (snapshots are refused there), and coverage
-//!   (the trace is of one emulator's run).
+//!   an unused attach ticket (its client is on the way; hibernating would close the
+//!   ticket's port), inserted breakpoints or watchpoints, files the guest holds open
+//!   through semihosting, a recording or replay (snapshots are refused there), and
+//!   coverage (the trace is of one emulator's run).
 //!
 //! A hibernated session survives a server restart: shutdown leaves it asleep, and
 //! `reconcile` puts it to sleep again, on a new GDB port (the old one may be taken).
@@ -64,7 +67,10 @@ impl Hibernation {
 
 /// What the saved image would not carry: the session stays awake while it lasts.
 fn in_use(status: &GatewayStatus) -> bool {
-    !status.clients.is_empty() || status.breakpoints > 0 || status.open_files > 0
+    !status.clients.is_empty()
+        || status.open_tickets > 0
+        || status.breakpoints > 0
+        || status.open_files > 0
 }
 
 impl SessionService {
@@ -212,10 +218,31 @@ impl SessionService {
                 .map_err(|error| BackendError::Io(error.into()))?;
             let (service, id, cancelled) =
                 (Arc::downgrade(self), runtime.id.clone(), waker.clone());
+            let tickets_only = self.access.tickets_only;
             self.tracker.spawn(async move {
-                tokio::select! {
-                    () = cancelled.cancelled() => return,
-                    ready = watched.readable() => if ready.is_err() { return },
+                loop {
+                    let mut ready = tokio::select! {
+                        () = cancelled.cancelled() => return,
+                        ready = watched.readable() => match ready {
+                            Ok(ready) => ready,
+                            Err(_) => return,
+                        },
+                    };
+                    if !tickets_only {
+                        break;
+                    }
+                    // Under auth the endpoint takes tickets only (their own ports, and
+                    // a ticket wakes the session): a plain connection is closed unread,
+                    // as the gateway would, and wakes nothing.
+                    if let Ok(accepted) = ready.try_io(|socket| socket.get_ref().accept()) {
+                        match accepted {
+                            Ok((refused, peer)) => {
+                                drop(refused);
+                                tracing::info!(session = %id, %peer, "plain GDB connection to a hibernated session refused (tickets only)");
+                            }
+                            Err(error) => tracing::debug!(session = %id, %error, "accept"),
+                        }
+                    }
                 }
                 // Not accepted: the connection waits for the woken gateway.
                 drop(watched);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Rebuilds bench.elf, the firmware `cargo run --release -p virserver-coverage
-# --example bench` runs under QEMU. The ELF is committed, so the benchmark
+# --example bench_coverage` runs under QEMU. The ELF is committed, so the benchmark
 # needs no cross compiler; run this only after changing bench.c.
 # Needs: arm-none-eabi-gcc. Source paths in DWARF are mapped to /bench so the
 # ELF does not depend on where the repository is checked out.

@@ -258,6 +258,8 @@ pub(crate) async fn run_listener(
 /// A ticket: accepts exactly one client within `ttl`, then closes; the client is
 /// shown as `user`'s.
 pub(crate) async fn run_ticket(
+    // Counted as open until this task ends.
+    _held: crate::driver::TicketHeld,
     driver: Arc<Driver>,
     listener: TcpListener,
     ttl: Duration,

@@ -72,6 +72,28 @@ pub(crate) struct Driver {
     /// The gateway's own runtime: every task runs there, whoever feeds the
     /// mux (an API call comes from the server's runtime).
     runtime: Handle,
+    /// Tickets issued and not yet used or expired ([`TicketHeld`]).
+    open_tickets: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a ticket as open for as long as its listener task holds it.
+pub(crate) struct TicketHeld(Arc<Driver>);
+
+impl TicketHeld {
+    pub(crate) fn new(driver: Arc<Driver>) -> Self {
+        driver
+            .open_tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(driver)
+    }
+}
+
+impl Drop for TicketHeld {
+    fn drop(&mut self) {
+        self.0
+            .open_tickets
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Driver {
@@ -110,6 +132,7 @@ impl Driver {
             cancel,
             tracker,
             runtime,
+            open_tickets: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -238,6 +261,7 @@ impl Driver {
         let state = self.lock();
         GatewayStatus {
             open_files: state.semihosting.open_files(),
+            open_tickets: self.open_tickets.load(std::sync::atomic::Ordering::SeqCst),
             ..state.mux.status()
         }
     }

@@ -178,7 +178,10 @@ impl Gateway {
             .await
             .map_err(|_| GatewayError::Closed)??;
         let address = listener.local_addr()?;
+        // Open from now, so that nobody sees the session idle before its client comes.
+        let held = crate::driver::TicketHeld::new(self.driver.clone());
         self.driver.spawn(run_ticket(
+            held,
             self.driver.clone(),
             listener,
             ttl,

@@ -126,4 +126,6 @@ pub struct GatewayStatus {
     pub cache_hits: u64,
     /// Reads that had to go to the stub (or joined one that had).
     pub cache_misses: u64,
+    /// Tickets issued and not yet used or expired: clients about to attach.
+    pub open_tickets: usize,
 }

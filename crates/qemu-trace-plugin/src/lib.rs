@@ -14,7 +14,7 @@
 //! instruction ran, counted by *inline ops*: a single add QEMU emits into
 //! the generated code in front of the instruction, no call into the plugin
 //! (measured +0.15 to +0.35 ns per guest instruction with QEMU 7.2 by
-//! `virserver-coverage`'s `examples/bench.rs`; a callback would cost +0.5 ns
+//! `virserver-coverage`'s `examples/bench_coverage.rs`; a callback would cost +0.5 ns
 //! from C and +5 ns through the `qemu-plugin` crate's closures, per block).
 //! Counting per instruction
 //! rather than per block keeps counts exact when a block stops midway: a

@@ -1,7 +1,7 @@
 //! `bench_rsp`: how the gateway compares with QEMU's stub used directly and
 //! with a bare relay, on the operations GDB makes most (the server exposes
 //! it as `virserver bench rsp`; `cargo run --release -p virserver-gateway
-//! --example bench` runs it standalone).
+//! --example bench_rsp` runs it standalone).
 //!
 //! In one run, on a halted target:
 //!
@@ -15,7 +15,10 @@
 //!    one at a time, on the stub direct, against one `m` through the
 //!    gateway, which splits and pipelines it;
 //! 4. GDB's `next` over a loop (`next.rs`): one instruction at a time
-//!    direct, against one `vCont;r` through the gateway.
+//!    direct, against one `vCont;r` through the gateway;
+//! 5. with [`BenchConfig::served`], the stepping loop again through a gateway
+//!    reporting to the sinks a server gives its gateways (an audit log, a
+//!    round-trip histogram), against the bare gateway.
 //!
 //! The stub serves one client at a time, so the direct measurements run
 //! first and the gateways connect after.
@@ -60,6 +63,17 @@ pub struct BenchConfig {
     /// The loop count given to the firmware's `delay()` for the `next`
     /// benchmark (0, or no `delay` and `tick` symbols: skipped).
     pub next_loops: u64,
+    /// The sinks a server's gateways report to; `None`: step 5 is skipped.
+    pub served: Option<Served>,
+}
+
+/// What a server attaches to each of its gateways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// Where clients' operations go (every step is one).
+    pub audit: crate::AuditSink,
+    /// Where request round trips go.
+    pub round_trips: crate::RoundTripSink,
 }
 
 impl BenchConfig {
@@ -74,6 +88,7 @@ impl BenchConfig {
             steps: 190,
             large_reads: 30,
             next_loops: 62,
+            served: None,
         }
     }
 }
@@ -245,6 +260,23 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
     drop(client);
     cached.shutdown().await;
 
+    // The gateway as a server runs it: every step audited, every request timed.
+    let served_steps = match &config.served {
+        Some(served) => {
+            let mut served_config = GatewayConfig::new(&qemu.gdb_socket);
+            served_config.audit = Some(served.audit.clone());
+            served_config.round_trips = Some(served.round_trips.clone());
+            let gateway = Gateway::start(served_config).await?;
+            let mut client = RspClient::new(TcpStream::connect(gateway.address()).await?);
+            prepare(&mut client).await?;
+            let steps = stepping_loop(&mut client, &description, config.steps).await?;
+            drop(client);
+            gateway.shutdown().await;
+            Some(steps)
+        }
+        None => None,
+    };
+
     report.add("g: QEMU stub direct", direct_g, None);
     report.add("g: bare relay (socat)", relay_g, Some(("direct", direct_g)));
     report.add("g: gateway, cache off", plain_g, Some(("relay", relay_g)));
@@ -272,6 +304,13 @@ pub async fn bench_rsp(config: &BenchConfig) -> Result<BenchReport, BenchError> 
         per_step(gateway_steps),
         Some(("direct", per_step(direct_steps))),
     );
+    if let Some(served) = served_steps {
+        report.add(
+            "stepping loop, per step: gateway with audit log and metrics",
+            per_step(served),
+            Some(("gateway", per_step(gateway_steps))),
+        );
+    }
     if let (Some((direct, steps, direct_pc)), Some((gateway, _, gateway_pc))) =
         (direct_next, gateway_next)
     {

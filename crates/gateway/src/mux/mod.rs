@@ -463,6 +463,7 @@ impl Mux {
             open_files: 0,
             cache_hits: self.stats.cache_hits,
             cache_misses: self.stats.cache_misses,
+            open_tickets: 0,
         }
     }
 

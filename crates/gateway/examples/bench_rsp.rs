@@ -1,4 +1,4 @@
-//! `cargo run --release -p virserver-gateway --example bench [ELF]`: runs
+//! `cargo run --release -p virserver-gateway --example bench_rsp [ELF]`: runs
 //! `bench_rsp` on the committed Cortex-M3 ticker (or the given ELF) and
 //! prints medians and ratios. Each gateway runs on a thread of its own (as
 //! in the server); this binary's current-thread runtime plays GDB.

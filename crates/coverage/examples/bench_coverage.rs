@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p virserver-qemu-trace-plugin
-//! cargo run --release -p virserver-coverage --example bench -- [--runs N] [--plugin PATH]
+//! cargo run --release -p virserver-coverage --example bench_coverage -- [--runs N] [--plugin PATH]
 //! ```
 //!
 //! 1. PC to line: the same 100k addresses through [`LineMap`] (build plus
