@@ -1,7 +1,8 @@
 //! Running a shared server: HTTPS and WSS with a real certificate chain (made by
 //! openssl, used by curl, Python's `websockets` and `virserver submit`), `/metrics`
 //! read by the reference OpenMetrics parser (Python `prometheus_client`), browser
-//! origins refused or allowed, and request ids from the response to the log.
+//! origins (and DNS-rebound names) refused or allowed, and request ids from the
+//! response to the log.
 
 mod common;
 
@@ -538,6 +539,32 @@ async fn browser_requests_from_other_origins_are_refused_unless_allowed() {
     }
     let refused = post("null", "text/plain").await.unwrap();
     assert_eq!(refused.status(), 403);
+    // DNS rebinding: a page whose own name resolves to 127.0.0.1 is "same-origin" to
+    // the browser; its Host gives it away.
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let rebound = client
+        .post(&graphql)
+        .header("host", format!("evil.example:{port}"))
+        .header("origin", format!("http://evil.example:{port}"))
+        .header("content-type", "text/plain")
+        .body(CREATE_SESSION)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let body: Value = rebound.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN_HOST",
+        "{body}"
+    );
+    let local = client
+        .post(&graphql)
+        .header("host", format!("localhost:{port}"))
+        .json(&json!({ "query": "{ boardTemplates { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 200);
     // Nothing ran, and the log says why, under the request's id.
     let sessions = server.query("{ sessions { id } }", json!({})).await;
     assert_eq!(sessions["sessions"], json!([]));

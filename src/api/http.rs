@@ -48,7 +48,9 @@ struct HttpState {
 
 pub fn router(schema: AppSchema, app: Arc<App>) -> Router {
     let limiter = app.config.rate_limit.map(RateLimiter::new);
-    let origins = Origins::new(&app.config.cors_origins);
+    let loopback_hosts = app.config.listen.ip().is_loopback()
+        && app.config.auth_mode() == crate::auth::AuthMode::Off;
+    let origins = Origins::new(&app.config.cors_origins, loopback_hosts);
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/programs/{id}", get(program_file))

@@ -10,6 +10,13 @@
 //!
 //! For the allowed extra origins the CORS headers (preflight included) come from
 //! tower-http's `CorsLayer`; with none configured there are no CORS headers at all.
+//!
+//! DNS rebinding gets around an origin check: a page at `http://evil.example:8080`
+//! whose name is made to resolve to 127.0.0.1 is, to the browser, of the same origin
+//! as the server. So a loopback server with auth off (where a request needs nothing
+//! else) answers only requests whose `Host` is a loopback name (`localhost`,
+//! `*.localhost`, a loopback address), and refuses the rest with 403 FORBIDDEN_HOST.
+//! With auth on, a rebound page has no key, and proxies may use any name.
 
 use std::sync::Arc;
 
@@ -25,12 +32,16 @@ use super::http::request_error;
 pub struct Origins {
     any: bool,
     allowed: Vec<String>,
+    /// Only loopback `Host` names are answered (a loopback server with auth off).
+    loopback_hosts: bool,
 }
 
 impl Origins {
-    /// From `--cors-origin` values, already checked by [`is_origin`].
-    pub fn new(configured: &[String]) -> Arc<Self> {
+    /// From `--cors-origin` values, already checked by [`is_origin`]; `loopback_hosts`
+    /// for a loopback listener with auth off.
+    pub fn new(configured: &[String], loopback_hosts: bool) -> Arc<Self> {
         Arc::new(Self {
+            loopback_hosts,
             any: configured.iter().any(|origin| origin == "*"),
             allowed: configured
                 .iter()
@@ -98,13 +109,47 @@ pub fn is_origin(origin: &str) -> bool {
     scheme_ok && authority_ok
 }
 
-/// Middleware: refuses a browser request from an origin that is not allowed.
+/// Whether a `Host` value names this machine's loopback: `localhost`, a name under
+/// `.localhost`, or a loopback address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((address, _)) => address,
+            None => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// Middleware: refuses a browser request from an origin that is not allowed, and on
+/// a loopback server with auth off a request under a name that is not loopback.
 pub async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if origins.loopback_hosts
+        && let Some(name) = host.filter(|host| !is_loopback_host(host))
+    {
+        tracing::warn!(host = %name, "request under a name that is not loopback refused");
+        return request_error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN_HOST",
+            format!(
+                "this server listens on loopback with auth off and answers only to loopback                  names (localhost, 127.0.0.1), not {name:?}: a web page can make its own name                  resolve here. To serve other names, run it with --auth required"
+            ),
+        );
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return next.run(request).await;
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     match origin.to_str() {
         Ok(origin) if origins.allows(origin, host) => next.run(request).await,
         _ => {
@@ -128,7 +173,7 @@ mod tests {
 
     #[test]
     fn own_origin_and_configured_ones_are_allowed_others_not() {
-        let none = Origins::new(&[]);
+        let none = Origins::new(&[], false);
         assert!(none.allows("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
         assert!(none.allows("https://LAB.example", Some("lab.example")));
         assert!(!none.allows("http://evil.example", Some("127.0.0.1:8080")));
@@ -136,13 +181,39 @@ mod tests {
         assert!(!none.allows("http://127.0.0.1:8080", None));
         assert!(none.cors_layer().is_none());
 
-        let some = Origins::new(&["https://dash.example/".into()]);
+        let some = Origins::new(&["https://dash.example/".into()], false);
         assert!(some.allows("https://dash.example", Some("127.0.0.1:8080")));
         assert!(!some.allows("https://dash.example.evil", Some("127.0.0.1:8080")));
         assert!(some.cors_layer().is_some());
 
-        let any = Origins::new(&["*".into()]);
+        let any = Origins::new(&["*".into()], false);
         assert!(any.allows("null", None));
+    }
+
+    #[test]
+    fn loopback_names_are_localhost_and_loopback_addresses() {
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "a.localhost:1",
+            "127.0.0.1:8080",
+            "127.1.2.3",
+            "[::1]:8080",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:8080",
+            "localhost.evil.example",
+            "10.0.0.1:8080",
+            "[::2]:1",
+            "[::1",
+            "",
+            "127.0.0.1.evil:80",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]
