@@ -174,6 +174,7 @@ async fn start_jobs(
             node: config.node_name.clone(),
             max_concurrent: config.max_concurrent_jobs,
             max_queued: config.max_queued_jobs,
+            max_queued_per_user: config.max_queued_jobs_per_user,
             heartbeat: queue_config.heartbeat_interval(),
             max_upload_bytes: config.max_upload_bytes,
             max_deliveries: config.job_max_deliveries.max(1),

@@ -105,6 +105,8 @@ pub struct Config {
     pub max_sessions_per_user: Option<u64>,
     /// Powered sessions one user may have at once; `None`: no limit.
     pub max_powered_sessions: Option<u64>,
+    /// Jobs one user may have waiting or running; `None`: no limit.
+    pub max_queued_jobs_per_user: Option<u64>,
     /// GraphQL requests per second one user may send (a burst of as many); `None`: no
     /// limit.
     pub rate_limit: Option<u32>,
@@ -150,6 +152,7 @@ impl Default for Config {
             auth: None,
             max_sessions_per_user: None,
             max_powered_sessions: None,
+            max_queued_jobs_per_user: None,
             rate_limit: None,
             cors_origins: Vec::new(),
             tls: None,
@@ -194,6 +197,7 @@ pub struct ConfigFile {
     pub auth: Option<AuthMode>,
     pub max_sessions_per_user: Option<u64>,
     pub max_powered_sessions: Option<u64>,
+    pub max_queued_jobs_per_user: Option<u64>,
     pub rate_limit: Option<u32>,
     pub cors_origins: Option<Vec<String>>,
     pub tls_cert: Option<PathBuf>,
@@ -287,6 +291,10 @@ pub struct ConfigOverrides {
     /// Powered sessions (emulators) one user may have at once. Default: no limit.
     #[arg(long, env = "VIRSERVER_MAX_POWERED_SESSIONS")]
     pub max_powered_sessions: Option<u64>,
+    /// Jobs one user may have waiting or running; more get LIMIT_EXCEEDED. Default: no
+    /// limit (the node's --max-queued-jobs still holds).
+    #[arg(long, env = "VIRSERVER_MAX_QUEUED_JOBS_PER_USER")]
+    pub max_queued_jobs_per_user: Option<u64>,
     /// GraphQL requests per second one user may send, in bursts of as many; more get
     /// LIMIT_EXCEEDED (HTTP 429). Default: no limit.
     #[arg(long, env = "VIRSERVER_RATE_LIMIT")]
@@ -401,6 +409,10 @@ impl Config {
         set_opt(&mut self.auth, file.auth);
         set_opt(&mut self.max_sessions_per_user, file.max_sessions_per_user);
         set_opt(&mut self.max_powered_sessions, file.max_powered_sessions);
+        set_opt(
+            &mut self.max_queued_jobs_per_user,
+            file.max_queued_jobs_per_user,
+        );
         set_opt(&mut self.rate_limit, file.rate_limit);
         set(&mut self.cors_origins, file.cors_origins);
         set_opt(&mut self.metrics_listen, file.metrics_listen);
@@ -439,6 +451,10 @@ impl Config {
         set_opt(
             &mut self.max_powered_sessions,
             overrides.max_powered_sessions,
+        );
+        set_opt(
+            &mut self.max_queued_jobs_per_user,
+            overrides.max_queued_jobs_per_user,
         );
         set_opt(&mut self.rate_limit, overrides.rate_limit);
         if !overrides.cors_origins.is_empty() {

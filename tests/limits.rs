@@ -1,5 +1,5 @@
-//! Limits, with the real server: per-user quotas on sessions and powered sessions
-//! (real QEMU), the schema's depth limit and the per-user rate limit, each refusal
+//! Limits, with the real server: per-user quotas on sessions, powered sessions and
+//! queued jobs (real QEMU), the schema's depth limit and the per-user rate limit, each refusal
 //! coded LIMIT_EXCEEDED while the server stays healthy.
 
 mod common;
@@ -109,4 +109,54 @@ async fn depth_and_rate_limits_are_coded_and_the_server_stays_healthy() {
         json!([])
     );
     server.terminate().await;
+}
+
+#[tokio::test]
+async fn a_user_may_queue_only_so_many_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ann = common::create_key(&data, "ann", "operator");
+    let bob = common::create_key(&data, "bob", "operator");
+    let server = Server::start(
+        &data,
+        &["--auth", "required", "--max-queued-jobs-per-user", "1"],
+    )
+    .await;
+    let waiting = json!({ "name": "w", "boardTemplate": "mps2-an385", "timeoutSeconds": 60, "expectUart": ["never printed"] });
+    server.act_as(Some(&ann));
+    let first = server
+        .create_job("ticker-mps2-an385.elf", waiting.clone())
+        .await;
+    let first = first["data"]["createJob"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let refused = server
+        .create_job("ticker-mps2-an385.elf", waiting.clone())
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("--max-queued-jobs-per-user"));
+    // Another user has a quota of their own.
+    server.act_as(Some(&bob));
+    let other = server
+        .create_job(
+            "hello-mps2-an385.elf",
+            json!({ "name": "h", "boardTemplate": "mps2-an385" }),
+        )
+        .await;
+    assert!(other.get("errors").is_none(), "{other}");
+    // Once ann's job ends, she may queue again.
+    server.act_as(Some(&ann));
+    server
+        .query(
+            "mutation($id: ID!) { cancelJob(id: $id) { state } }",
+            json!({ "id": first }),
+        )
+        .await;
+    server.wait_job(&first, &["CANCELLED"]).await;
+    let again = server.create_job("ticker-mps2-an385.elf", waiting).await;
+    assert!(again.get("errors").is_none(), "{again}");
 }

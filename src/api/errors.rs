@@ -160,6 +160,7 @@ impl From<JobError> for ApiError {
             JobError::BadInput(_) => "BAD_INPUT",
             JobError::Ended(_) => "INVALID_STATE",
             JobError::QueueFull { .. } => "QUEUE_FULL",
+            JobError::UserQuota { .. } => "LIMIT_EXCEEDED",
             JobError::Queue(_) => "QUEUE_UNAVAILABLE",
         };
         ApiError(coded(code, message))

@@ -38,6 +38,15 @@ pub enum JobError {
     Ended(String),
     #[error("the queue holds {limit} jobs, its limit: try again later")]
     QueueFull { limit: u64 },
+    #[error(
+        "{user} has {count} jobs waiting or running, the most --max-queued-jobs-per-user \
+         allows ({limit}): wait for one to end or cancel one"
+    )]
+    UserQuota {
+        user: String,
+        count: u64,
+        limit: u64,
+    },
     #[error("the job queue is unavailable: {0}")]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -107,6 +116,8 @@ pub struct JobServiceConfig {
     pub node: String,
     pub max_concurrent: usize,
     pub max_queued: u64,
+    /// Jobs one user may have waiting or running (`None`: no limit).
+    pub max_queued_per_user: Option<u64>,
     pub heartbeat: Duration,
     pub max_upload_bytes: u64,
     /// A job handed out more often than this (each node that took it died or lost it)
@@ -314,6 +325,20 @@ impl JobService {
                     "snapshot '{}' runs program {} ({}), not this one: leave the program out",
                     snapshot.id, program.name, program.sha256
                 )));
+            }
+        }
+        if let Some(limit) = self.config.max_queued_per_user {
+            let owner = job.owner.as_deref();
+            let count = self
+                .store
+                .count_owned_jobs_in(owner, &["QUEUED", "RUNNING"])
+                .await?;
+            if count >= limit {
+                return Err(JobError::UserQuota {
+                    user: owner.unwrap_or("local").to_owned(),
+                    count,
+                    limit,
+                });
             }
         }
         let queued = self.store.count_jobs_in(&["QUEUED", "RUNNING"]).await?;

@@ -6,6 +6,8 @@
 //! auth off everyone is `local` and the quotas apply to the server as a whole.
 //!
 //! A refusal is [`SessionError::LimitExceeded`] (LIMIT_EXCEEDED), naming the quota.
+//! Jobs have theirs where they are queued (`--max-queued-jobs-per-user`,
+//! `jobs::service`).
 //! Two requests of one user at the same instant can both pass the count (it is not
 //! taken under one lock for all sessions): a quota bounds a user, it is not exact to
 //! the session.

@@ -92,6 +92,24 @@ impl Store {
             .map_err(query("counting jobs"))
     }
 
+    /// How many jobs of `owner` (`None`: those without one) are in `states`.
+    pub async fn count_owned_jobs_in(
+        &self,
+        owner: Option<&str>,
+        states: &[&str],
+    ) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        job::Entity::find()
+            .filter(match owner {
+                Some(owner) => job::Column::Owner.eq(owner),
+                None => job::Column::Owner.is_null(),
+            })
+            .filter(job::Column::State.is_in(states.iter().copied()))
+            .count(self.db())
+            .await
+            .map_err(query("counting a user's jobs"))
+    }
+
     /// The ids of jobs in a state, oldest first (the embedded queue re-enqueues them on start).
     pub async fn job_ids_in(&self, states: &[&str]) -> Result<Vec<String>, StoreError> {
         Ok(job::Entity::find()
