@@ -143,7 +143,9 @@ pub async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: 
             StatusCode::FORBIDDEN,
             "FORBIDDEN_HOST",
             format!(
-                "this server listens on loopback with auth off and answers only to loopback                  names (localhost, 127.0.0.1), not {name:?}: a web page can make its own name                  resolve here. To serve other names, run it with --auth required"
+                "this server listens on loopback with auth off and answers only to loopback \
+                 names (localhost, 127.0.0.1), not {name:?}: a web page can make its own \
+                 name resolve here. To serve other names, run it with --auth required"
             ),
         );
     }
