@@ -7,7 +7,7 @@
 //! connection within `--ticket-ttl` seconds; the `virserver` entry needs none (`virserver
 //! dap` asks for its own ticket).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,24 +46,12 @@ const TICKET: &str = "mutation($id: ID!, $ttl: Int!) { createAttachTicket(sessio
 pub async fn print(command: IdeConfigCommand) -> anyhow::Result<()> {
     let url = format!("{}/graphql", command.server.trim_end_matches('/'));
     let client = crate::auth::bearer_client(command.token.as_deref())?;
-    let ask = |query: &'static str, variables: Value| {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let body: Value = client
+    let ask = |query: &str, variables: Value| {
+        crate::auth::graphql(
+            client
                 .post(&url)
-                .json(&json!({ "query": query, "variables": variables }))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {url}"))?
-                .json()
-                .await
-                .context("the server's answer is not JSON")?;
-            if let Some(error) = body["errors"].as_array().and_then(|errors| errors.first()) {
-                bail!("{}", error["message"].as_str().unwrap_or("error"));
-            }
-            Ok(body["data"].clone())
-        }
+                .json(&json!({ "query": query, "variables": variables })),
+        )
     };
     let mut session = ask(QUERY, json!({ "id": command.session })).await?["session"].take();
     let needs_gdb = command.kind != IdeKind::Virserver;

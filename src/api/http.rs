@@ -76,11 +76,11 @@ pub fn router(schema: AppSchema, app: Arc<App>) -> Router {
 }
 
 /// The caller of an HTTP request, from its `Authorization` header.
-async fn identity(state: &HttpState, headers: &axum::http::HeaderMap) -> Identity {
+pub(super) async fn identity(app: &App, headers: &axum::http::HeaderMap) -> Identity {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    state.app.keys.identify(authorization).await
+    app.keys.identify(authorization).await
 }
 
 /// One uploaded program's ELF, by its id.
@@ -89,7 +89,7 @@ async fn program_file(
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let identity = identity(&state, &headers).await;
+    let identity = identity(&state.app, &headers).await;
     let sessions = &state.app.sessions;
     let not_found = |message: String| request_error(StatusCode::NOT_FOUND, "NOT_FOUND", message);
     let program = match sessions.program(&id).await {
@@ -159,7 +159,7 @@ async fn graphql_post(State(state): State<Arc<HttpState>>, request: Request) -> 
     if declared.is_some_and(|length| length > body_limit) {
         return too_large();
     }
-    let identity = identity(&state, request.headers()).await;
+    let identity = identity(&state.app, request.headers()).await;
     if let Some(limiter) = &state.limiter
         && !limiter.allow(identity.user())
     {

@@ -49,10 +49,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 
 /// `/metrics` on the API listener.
 pub async fn api_metrics(State(app): State<Arc<App>>, headers: axum::http::HeaderMap) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    match app.keys.identify(authorization).await {
+    match super::http::identity(&app, &headers).await {
         Identity::Local
         | Identity::Key {
             role: Role::Viewer | Role::Admin,

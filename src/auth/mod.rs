@@ -242,6 +242,26 @@ pub fn bearer_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// Sends a request and returns `data`, or fails with the server's error and code.
+pub async fn graphql(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let response: serde_json::Value = request
+        .send()
+        .await
+        .context("cannot reach the server")?
+        .json()
+        .await
+        .context("the server did not answer with JSON")?;
+    if let Some(error) = response["errors"].get(0) {
+        anyhow::bail!(
+            "{} ({})",
+            error["message"].as_str().unwrap_or("error"),
+            error["extensions"]["code"].as_str().unwrap_or("no code")
+        );
+    }
+    Ok(response["data"].clone())
+}
+
 /// The prefix of every token, so that one is recognisable in a leak scan.
 const TOKEN_PREFIX: &str = "vsk_";
 

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use anyhow::Context;
+use serde_json::json;
+
+use crate::auth::graphql;
 
 use super::cli::{ConsoleEcho, JobArgs, write_artifacts};
 
@@ -120,25 +122,6 @@ fn new_output<'a>(before: &str, now: &'a str) -> &'a str {
         Some(at) if !tail.is_empty() => &now[at + tail.len()..],
         _ => now,
     }
-}
-
-/// Sends a request and returns `data`, or fails with the server's error and code.
-async fn graphql(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let response: Value = request
-        .send()
-        .await
-        .context("cannot reach the server")?
-        .json()
-        .await
-        .context("the server did not answer with JSON")?;
-    if let Some(error) = response["errors"].get(0) {
-        bail!(
-            "{} ({})",
-            error["message"].as_str().unwrap_or("error"),
-            error["extensions"]["code"].as_str().unwrap_or("no code")
-        );
-    }
-    Ok(response["data"].clone())
 }
 
 #[cfg(test)]

@@ -5,17 +5,7 @@ use super::*;
 
 /// Feeds `steps` and returns only the audit actions they produced.
 fn audits(mux: &mut Mux, steps: Vec<Step>) -> Vec<String> {
-    let mut decoders = HashMap::new();
-    let mut seen = Vec::new();
-    for step in steps {
-        feed(mux, step);
-        seen.extend(
-            std::iter::from_fn(|| mux.next_action())
-                .filter(|action| matches!(action, Action::Audit(_)))
-                .map(|action| render_action(&mut decoders, action)),
-        );
-    }
-    seen
+    actions_of(mux, steps, |action| matches!(action, Action::Audit(_)))
 }
 
 #[test]

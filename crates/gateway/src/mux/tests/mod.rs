@@ -175,6 +175,25 @@ pub(super) fn check_events(mux: &mut Mux, script: Vec<(Step, &[&str])>) {
     run_script(mux, script, true);
 }
 
+/// Feeds `steps` and renders only the actions `keep` selects, in order.
+pub(super) fn actions_of(
+    mux: &mut Mux,
+    steps: Vec<Step>,
+    keep: impl Fn(&Action) -> bool,
+) -> Vec<String> {
+    let mut decoders = HashMap::new();
+    let mut seen = Vec::new();
+    for step in steps {
+        feed(mux, step);
+        seen.extend(
+            std::iter::from_fn(|| mux.next_action())
+                .filter(|action| keep(action))
+                .map(|action| render_action(&mut decoders, action)),
+        );
+    }
+    seen
+}
+
 /// Actions that write nothing and that scripts leave out: `audit.rs` and
 /// `stats.rs` check them.
 pub(super) fn is_report(action: &Action) -> bool {

@@ -5,22 +5,12 @@ use super::*;
 
 /// Feeds `steps` and returns the request marks they produced.
 fn marks(mux: &mut Mux, steps: Vec<Step>) -> Vec<String> {
-    let mut decoders = HashMap::new();
-    let mut seen = Vec::new();
-    for step in steps {
-        feed(mux, step);
-        seen.extend(
-            std::iter::from_fn(|| mux.next_action())
-                .filter(|action| {
-                    matches!(
-                        action,
-                        Action::RequestStarted { .. } | Action::RequestAnswered { .. }
-                    )
-                })
-                .map(|action| render_action(&mut decoders, action)),
-        );
-    }
-    seen
+    actions_of(mux, steps, |action| {
+        matches!(
+            action,
+            Action::RequestStarted { .. } | Action::RequestAnswered { .. }
+        )
+    })
 }
 
 #[test]
